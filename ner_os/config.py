@@ -1,0 +1,113 @@
+"""One settings object for the whole tool.
+
+Every value is read, in order, from an explicit argument (a CLI flag or a keyword in the Python
+API), then from the environment (``NER_OS_<FIELD>`` in upper case), then from the default below.
+Secrets (the password) are held but never printed: ``repr`` and ``describe`` mask them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+ENV_PREFIX = "NER_OS_"
+SECRET_FIELDS = frozenset({"password"})
+
+
+def _user_dir(kind: str) -> str:
+    if kind == "cache":
+        return platformdirs.user_cache_dir("ner-os")
+    return platformdirs.user_data_dir("ner-os")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :meth:`Settings.resolve`."""
+
+    # model
+    profile: str = "gemma3-270m"
+    model: str | None = None  # a local path or hub id overriding the profile's weights
+    layer: int | None = None  # None: the profile's default layer
+    head: str | None = None  # path to a head directory; None: the head shipped for the profile
+    backend: str = "onnx"  # onnx | torch
+    device: str = "cpu"  # cpu | cuda
+    dtype: str = "fp32"  # fp32 | fp16 | int8
+    batch_tokens: int = 2048
+    # cluster
+    opensearch_url: str | None = None  # None: a local node is started for the user
+    index: str = "ner-os"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    verify_certs: bool = True
+    timeout_s: float = 30.0
+    # places on disk
+    cache_dir: str = field(default_factory=lambda: _user_dir("cache"))
+    data_dir: str = field(default_factory=lambda: _user_dir("data"))
+
+    @classmethod
+    def resolve(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> "Settings":
+        """Flags (``explicit``, where not None) > ``NER_OS_*`` environment > defaults."""
+        env = os.environ if env is None else env
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(explicit) - set(known)
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            if explicit.get(name) is not None:
+                values[name] = explicit[name]
+                continue
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = _parse(spec, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as a dict safe to print or log (secrets masked)."""
+        out = dataclasses.asdict(self)
+        for name in SECRET_FIELDS:
+            if out.get(name):
+                out[name] = "***"
+        return out
+
+
+def _parse(spec: dataclasses.Field, raw: str) -> Any:
+    kind = str(spec.type)
+    name = ENV_PREFIX + spec.name.upper()
+    if "bool" in kind:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{name}={raw!r}: expected true or false")
+    if "int" in kind:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: expected an integer") from None
+    if "float" in kind:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: expected a number") from None
+    return raw

@@ -1,0 +1,13 @@
+"""Errors meant for the user: the CLI prints their message on one line, with no stack trace."""
+
+
+class NerOsError(Exception):
+    """A problem the user can fix (bad input, a missing model, an unreachable cluster)."""
+
+
+class ConfigError(NerOsError):
+    """Settings that do not fit together, or a file that does not match the request."""
+
+
+class ClusterError(NerOsError):
+    """OpenSearch is unreachable, refuses the request, or lacks what ner-os needs."""

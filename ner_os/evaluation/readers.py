@@ -1,0 +1,110 @@
+"""Readers for token-per-line NER files (BIO / IOB2 / IOB1, CoNLL-style columns).
+
+A sentence becomes one text, its tokens joined by single spaces, and each gold entity becomes a
+mention with character offsets into that text. Accepted layout: one token per line, the token in
+the first column and the tag in the last (tab or space separated, extra columns ignored), a blank
+line between sentences, ``#`` comment lines and ``-DOCSTART-`` lines skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ner_os.errors import NerOsError
+
+
+@dataclass(frozen=True)
+class GoldMention:
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class Sentence:
+    tokens: list[str]
+    mentions: list[GoldMention] = field(default_factory=list)
+    line: int = 0  # 1-based line of the sentence's first token in its file
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+    def surface(self, mention: GoldMention) -> str:
+        return self.text[mention.start : mention.end]
+
+
+class FormatError(NerOsError):
+    pass
+
+
+def read_bio(path: str | Path, tag_column: int = -1) -> Iterator[Sentence]:
+    """Yield the sentences of a BIO/CoNLL file with gold mentions as character spans."""
+    path = Path(path)
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                if tokens:
+                    yield _sentence(tokens, tags, first_line)
+                tokens, tags = [], []
+                continue
+            if line.startswith("#") or line.startswith("-DOCSTART-"):
+                continue
+            columns = line.split("\t") if "\t" in line else line.split()
+            if len(columns) < 2:
+                raise FormatError(f"{path}:{number}: expected a token and a tag, got {line!r}")
+            if not tokens:
+                first_line = number
+            tokens.append(columns[0])
+            tags.append(columns[tag_column].strip())
+    if tokens:
+        yield _sentence(tokens, tags, first_line)
+
+
+def _sentence(tokens: list[str], tags: list[str], line: int) -> Sentence:
+    starts = []
+    offset = 0
+    for token in tokens:
+        starts.append(offset)
+        offset += len(token) + 1
+    mentions: list[GoldMention] = []
+    current: tuple[int, int, str] | None = None  # (first token, last token, label)
+    for i, tag in enumerate(tags):
+        prefix, label = _split_tag(tag)
+        continues = (
+            current is not None
+            and label == current[2]
+            and (prefix == "I" or (prefix == "" and label != "O"))
+        )
+        if continues:
+            current = (current[0], i, current[2])
+            continue
+        if current is not None:
+            mentions.append(_mention(current, starts, tokens))
+            current = None
+        if label != "O":
+            current = (i, i, label)
+    if current is not None:
+        mentions.append(_mention(current, starts, tokens))
+    return Sentence(tokens=tokens, mentions=mentions, line=line)
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    """'B-person_actor' -> ('B', 'person_actor'); 'O' -> ('', 'O'); a bare label -> ('', label)."""
+    if tag == "O" or not tag:
+        return "", "O"
+    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIES":
+        prefix = {"E": "I", "S": "B"}.get(tag[0], tag[0])
+        return prefix, tag[2:]
+    return "", tag  # IO tagging, as in Few-NERD's own files
+
+
+def _mention(span: tuple[int, int, str], starts: list[int], tokens: list[str]) -> GoldMention:
+    first, last, label = span
+    return GoldMention(start=starts[first], end=starts[last] + len(tokens[last]), label=label)
