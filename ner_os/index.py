@@ -1,0 +1,343 @@
+"""The document index in OpenSearch: the client, index templates, search pipelines, bulk writes.
+
+Templates live as JSON in ``index_templates/`` with ``{{placeholders}}``; the vector dimension is
+always the caller's (the head's output size), never a constant in a file. All objects are named
+after the index (``settings.index``): component templates ``<index>-document`` and
+``<index>-mentions``, the index template ``<index>`` for ``<index>`` and ``<index>-*``, and, when the
+neural-search plugin is present, the search pipelines ``<index>-minmax`` and ``<index>-rrf`` for the
+server-side ``hybrid`` query.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from opensearchpy import OpenSearch
+from opensearchpy import exceptions as os_errors
+from opensearchpy.helpers import streaming_bulk
+
+from ner_os.config import Settings
+from ner_os.errors import ClusterError, ConfigError
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
+COMPONENT_SUFFIXES = ("document", "mentions")
+PIPELINE_KINDS = ("minmax", "rrf")
+DEFAULT_PARAMS: dict[str, Any] = {
+    "hnsw_m": 16,
+    "hnsw_ef_construction": 128,
+    "nested_objects_limit": 50_000,  # OpenSearch's default 10,000 mentions per document is low for long texts
+    "shards": 1,
+    "rrf_rank_constant": 60,
+}
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+# --- templates --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateNames:
+    index_template: str
+    component_templates: tuple[str, ...]
+    search_pipelines: dict[str, str] = field(default_factory=dict)  # kind -> name; empty without neural-search
+
+
+def pipeline_name(index: str, kind: str) -> str:
+    """The search pipeline for ``hybrid`` queries on ``index``: kind ``minmax`` or ``rrf``."""
+    if kind not in PIPELINE_KINDS:
+        raise ConfigError(f"unknown search pipeline kind {kind!r}; known: {', '.join(PIPELINE_KINDS)}")
+    return f"{index}-{kind}"
+
+
+def render_template(filename: str, **values: Any) -> dict:
+    """``index_templates/<filename>`` with each ``{{name}}`` replaced by ``values[name]``.
+
+    A string that is exactly one placeholder takes the value's own JSON type (the dimension stays an
+    integer); a placeholder inside a longer string is replaced by its text.
+    """
+    path = TEMPLATES_DIR / filename
+    if not path.is_file():
+        raise ConfigError(f"index template file {path} is missing (run ner-os from a clone of the repository)")
+    return _substitute(json.loads(path.read_text()), values, path)
+
+
+def _substitute(node: Any, values: Mapping[str, Any], path: Path) -> Any:
+    if isinstance(node, dict):
+        return {key: _substitute(value, values, path) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_substitute(item, values, path) for item in node]
+    if not isinstance(node, str):
+        return node
+    for name in PLACEHOLDER.findall(node):
+        if name not in values:
+            raise ConfigError(f"{path}: no value for placeholder {{{{{name}}}}}")
+    whole = PLACEHOLDER.fullmatch(node)
+    if whole:
+        return values[whole.group(1)]
+    return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), node)
+
+
+def template_values(index: str, dim: int, **params: Any) -> dict[str, Any]:
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ConfigError(f"vector dimension must be a positive integer, got {dim!r}")
+    unknown = set(params) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise ConfigError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
+    # composable templates with overlapping patterns need distinct priorities: the longer (more
+    # specific) index name wins, so "ner-os" and "ner-os-books" can live in one cluster
+    return {**DEFAULT_PARAMS, **params, "index": index, "dimension": dim, "priority": 100 + len(index)}
+
+
+def index_body(index: str, dim: int, **params: Any) -> dict:
+    """Settings and mappings of a document index, the same as the templates give it."""
+    values = template_values(index, dim, **params)
+    body: dict = {"settings": {}, "mappings": {}}
+    for suffix in COMPONENT_SUFFIXES:
+        _merge(body, render_template(f"component_template.{suffix}.json", **values)["template"])
+    _merge(body, render_template("index_template.json", **values)["template"])
+    return body
+
+
+def _merge(target: dict, extra: Mapping) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def install_templates(client: OpenSearch, settings: Settings, dim: int, **params: Any) -> TemplateNames:
+    """Install (or overwrite: idempotent) the templates for ``settings.index``, and the hybrid search
+    pipelines when the cluster has neural-search. Refuses when the index exists with another dimension."""
+    index = settings.index
+    require_knn(client)
+    if client.indices.exists(index=index):
+        check_dimension(client, index, dim)
+    values = template_values(index, dim, **params)
+    components = tuple(f"{index}-{suffix}" for suffix in COMPONENT_SUFFIXES)
+    for suffix, name in zip(COMPONENT_SUFFIXES, components):
+        body = render_template(f"component_template.{suffix}.json", **values)
+        _call(client, f"component template {name}", client.cluster.put_component_template, name=name, body=body)
+    body = render_template("index_template.json", **values)
+    _call(client, f"index template {index}", client.indices.put_index_template, name=index, body=body)
+    pipelines = {}
+    if has_neural_search(client):
+        for kind in PIPELINE_KINDS:
+            name = pipeline_name(index, kind)
+            body = render_template(f"search_pipeline.{kind}.json", **values)
+            _call(client, f"search pipeline {name}", client.transport.perform_request,
+                  "PUT", f"/_search/pipeline/{name}", body=body)
+            pipelines[kind] = name
+    return TemplateNames(index_template=index, component_templates=components, search_pipelines=pipelines)
+
+
+def remove_templates(client: OpenSearch, index: str) -> None:
+    """Delete the index template, component templates and search pipelines named after ``index``."""
+    _ignore_missing(client.indices.delete_index_template, name=index)
+    for suffix in COMPONENT_SUFFIXES:
+        _ignore_missing(client.cluster.delete_component_template, name=f"{index}-{suffix}")
+    for kind in PIPELINE_KINDS:
+        _ignore_missing(client.transport.perform_request, "DELETE", f"/_search/pipeline/{pipeline_name(index, kind)}")
+
+
+def create_index(client: OpenSearch, name: str, dim: int, **params: Any) -> bool:
+    """Create the document index ``name`` for ``dim``-d mention vectors; False when it already exists
+    (with that dimension: another one raises ``ConfigError``)."""
+    require_knn(client)
+    if client.indices.exists(index=name):
+        check_dimension(client, name, dim)
+        return False
+    try:
+        client.indices.create(index=name, body=index_body(name, dim, **params))
+    except os_errors.RequestError as error:
+        if error.error == "resource_already_exists_exception":  # created concurrently
+            check_dimension(client, name, dim)
+            return False
+        raise ClusterError(f"creating index {name} failed: {_reason(error)}") from None
+    return True
+
+
+def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
+    """The dimension of ``mentions.vector`` in index ``name``; None when the index or field is absent."""
+    try:
+        mappings = client.indices.get_mapping(index=name)
+    except os_errors.NotFoundError:
+        return None
+    for index_mapping in mappings.values():
+        properties = index_mapping.get("mappings", {}).get("properties", {})
+        vector = properties.get("mentions", {}).get("properties", {}).get("vector", {})
+        if "dimension" in vector:
+            return int(vector["dimension"])
+    return None
+
+
+def check_dimension(client: OpenSearch, name: str, dim: int) -> None:
+    """Raise ``ConfigError`` when index ``name`` holds mention vectors of another dimension than ``dim``."""
+    stored = index_vector_dimension(client, name)
+    if stored is not None and stored != dim:
+        raise ConfigError(f"index {name!r} stores {stored}-d mention vectors but the head gives {dim}-d vectors; "
+                          "use the head it was loaded with, another --index, or delete the index")
+
+
+# --- the cluster ------------------------------------------------------------------------------
+
+
+def client_from_settings(settings: Settings, wait_s: float | None = None) -> OpenSearch:
+    """A client for the configured cluster (or the local node, started when no URL is set), checked
+    to answer within ``wait_s`` seconds (default ``settings.timeout_s``)."""
+    from ner_os.local_node import ensure_cluster_url  # the local node pulls in subprocess machinery
+
+    if settings.password and not settings.username:
+        raise ConfigError("a password is set (NER_OS_PASSWORD) but no username (--username / NER_OS_USERNAME)")
+    url = ensure_cluster_url(settings)
+    auth = (settings.username, settings.password or "") if settings.username else None
+    client = OpenSearch(
+        hosts=[url],
+        http_auth=auth,
+        verify_certs=settings.verify_certs,
+        ssl_show_warn=settings.verify_certs,
+        ca_certs=settings.ca_certs,
+        client_cert=settings.client_cert,
+        client_key=settings.client_key,
+        timeout=settings.timeout_s,
+        max_retries=3,
+        retry_on_timeout=True,
+    )
+    wait_until_reachable(client, url, settings.timeout_s if wait_s is None else wait_s)
+    return client
+
+
+def wait_until_reachable(client: OpenSearch, url: str, wait_s: float) -> dict:
+    """``GET /`` until it answers; ``ClusterError`` after ``wait_s`` or at once on TLS/auth refusal."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.info(request_timeout=max(1.0, min(5.0, wait_s)))
+        except os_errors.SSLError as error:
+            raise ClusterError(f"TLS handshake with {url} failed ({error.info or error}); "
+                               "check --ca-certs / NER_OS_CA_CERTS or NER_OS_VERIFY_CERTS") from None
+        except (os_errors.AuthenticationException, os_errors.AuthorizationException) as error:
+            raise ClusterError(f"{url} refused the credentials (HTTP {error.status_code}); "
+                               "check --username / NER_OS_USERNAME and NER_OS_PASSWORD") from None
+        except os_errors.TransportError as error:  # connection refused, timeout, 503 while starting
+            if time.monotonic() >= deadline:
+                raise ClusterError(f"OpenSearch at {url} is unreachable after {wait_s:.0f} s: {_reason(error)}") from None
+            time.sleep(1.0)
+
+
+def cluster_plugins(client: OpenSearch) -> set[str]:
+    """Plugin names of the cluster's nodes, lower case (``opensearch-knn``, or the class name of a
+    classpath plugin such as ``org.opensearch.knn.plugin.knnplugin`` on the local launcher)."""
+    rows = client.cat.plugins(format="json")
+    return {row["component"].lower() for row in rows}
+
+
+def has_knn(client: OpenSearch) -> bool:
+    return any("knn" in name for name in cluster_plugins(client))
+
+
+def has_neural_search(client: OpenSearch) -> bool:
+    """True when the ``hybrid`` query and the normalization / RRF search processors are available."""
+    return any("neural" in name for name in cluster_plugins(client))
+
+
+def require_knn(client: OpenSearch) -> None:
+    if not has_knn(client):
+        raise ClusterError("the cluster has no k-NN plugin (opensearch-knn); ner-os needs it for mention vectors")
+
+
+# --- bulk writes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkFailure:
+    doc_id: str | None
+    index: str | None
+    status: int | str | None  # HTTP status of the item, or "N/A" when the whole request failed
+    reason: str
+
+
+@dataclass
+class BulkResult:
+    indexed: int = 0
+    failures: list[BulkFailure] = field(default_factory=list)
+
+
+def bulk_index(
+    client: OpenSearch,
+    actions: Iterable[Mapping[str, Any]],
+    *,
+    chunk_size: int = 200,
+    max_chunk_bytes: int = 10 * 1024 * 1024,
+    max_retries: int = 5,
+    initial_backoff_s: float = 2.0,
+    max_backoff_s: float = 60.0,
+    refresh: bool | str = False,
+) -> BulkResult:
+    """Write ``actions`` (bulk action dicts: ``_index``, ``_id``, ``_source`` / ``_op_type``) with
+    ``streaming_bulk``, which retries items rejected with 429; every other failure is returned, one
+    ``BulkFailure`` per item, never raised. Requests are bounded both in count and in bytes."""
+    result = BulkResult()
+    for ok, item in streaming_bulk(
+        client,
+        actions,
+        chunk_size=chunk_size,
+        max_chunk_bytes=max_chunk_bytes,
+        max_retries=max_retries,
+        initial_backoff=initial_backoff_s,
+        max_backoff=max_backoff_s,
+        raise_on_error=False,
+        raise_on_exception=False,
+        yield_ok=True,
+        refresh=refresh,
+    ):
+        if ok:
+            result.indexed += 1
+        else:
+            result.failures.append(_bulk_failure(item))
+    return result
+
+
+def _bulk_failure(item: Mapping[str, Any]) -> BulkFailure:
+    (details,) = item.values()  # {"index": {...}} / {"create": {...}}
+    error = details.get("error")
+    if isinstance(error, Mapping):
+        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        caused_by = error.get("caused_by")
+        if isinstance(caused_by, Mapping) and caused_by.get("reason"):
+            reason += f" (caused by {caused_by.get('type')}: {caused_by['reason']})"
+    else:
+        reason = str(error)
+    return BulkFailure(doc_id=details.get("_id"), index=details.get("_index"), status=details.get("status"),
+                       reason=reason)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _call(client: OpenSearch, what: str, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except os_errors.TransportError as error:
+        raise ClusterError(f"installing {what} failed: {_reason(error)}") from None
+
+
+def _ignore_missing(function, *args, **kwargs) -> None:
+    try:
+        function(*args, **kwargs)
+    except os_errors.NotFoundError:
+        pass
+
+
+def _reason(error: os_errors.TransportError) -> str:
+    info = error.info
+    if isinstance(info, Mapping) and isinstance(info.get("error"), Mapping):
+        root = info["error"]
+        return f"{root.get('type')}: {root.get('reason')}"
+    return str(error.error if error.error not in (None, "N/A") else error)
