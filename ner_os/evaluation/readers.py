@@ -3,11 +3,14 @@
 A sentence becomes one text, its tokens joined by single spaces, and each gold entity becomes a
 mention with character offsets into that text. Accepted layout: one token per line, the token in
 the first column and the tag in the last (tab or space separated, extra columns ignored), a blank
-line between sentences, ``#`` comment lines and ``-DOCSTART-`` lines skipped.
+line between sentences, ``#`` comment lines and ``-DOCSTART-`` lines skipped. A line that starts
+with ``#`` is a token, not a comment, when ``#`` is its whole first column and a tag follows (Few-NERD
+has ``#<TAB>B-product_car`` in "the # 36 Castrol TOM 'S Toyota Supra").
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -40,6 +43,9 @@ class FormatError(NerOsError):
     pass
 
 
+_TAG = re.compile(r"^(O|[BIES][-_]\S+)$")
+
+
 def read_bio(path: str | Path, tag_column: int = -1) -> Iterator[Sentence]:
     """Yield the sentences of a BIO/CoNLL file with gold mentions as character spans."""
     path = Path(path)
@@ -54,7 +60,7 @@ def read_bio(path: str | Path, tag_column: int = -1) -> Iterator[Sentence]:
                     yield _sentence(tokens, tags, first_line)
                 tokens, tags = [], []
                 continue
-            if line.startswith("#") or line.startswith("-DOCSTART-"):
+            if line.startswith("-DOCSTART-") or (line.startswith("#") and not _is_hash_token(line)):
                 continue
             columns = line.split("\t") if "\t" in line else line.split()
             if len(columns) < 2:
@@ -65,6 +71,15 @@ def read_bio(path: str | Path, tag_column: int = -1) -> Iterator[Sentence]:
             tags.append(columns[tag_column].strip())
     if tokens:
         yield _sentence(tokens, tags, first_line)
+
+
+def _is_hash_token(line: str) -> bool:
+    """``#<TAB>tag`` (any tag) or ``# B-X`` is the token "#"; ``# sent_id = 3`` is a comment."""
+    if "\t" in line:
+        columns = line.split("\t")
+        return columns[0] == "#" and len(columns) >= 2
+    columns = line.split()
+    return columns[0] == "#" and len(columns) >= 2 and bool(_TAG.match(columns[-1]))
 
 
 def _sentence(tokens: list[str], tags: list[str], line: int) -> Sentence:
