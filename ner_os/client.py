@@ -1,0 +1,285 @@
+"""``NerOs``: one object holding the cluster connection, the encoder and head, and a type-vector cache.
+
+Everything is built on first use: a ``NerOs`` that only lists registered types never loads the
+model, and one that only prints query bodies for a given vector never connects.
+
+    from ner_os import NerOs
+    ner = NerOs(opensearch_url="http://localhost:9200")
+    for hit in ner.search_type("dinosaur", size=5):
+        print(hit.score, hit.mentions[0].surface, hit.text)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import OrderedDict
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ner_os import query as q
+from ner_os import registered_types as rt
+from ner_os.config import Settings
+from ner_os.errors import ClusterError, NerOsError
+
+log = logging.getLogger(__name__)
+
+TYPE_VECTOR_CACHE_SIZE = 1024
+FUSIONS = ("auto", "server", "client")
+
+
+class NerOs:
+    """The Python API of ner-os: type search, query bodies for Dev Tools, registered types.
+
+    ``settings`` (or ``Settings.resolve(**flags)``) pick the cluster, the index and the model;
+    ``opensearch`` (an ``opensearchpy.OpenSearch``) and ``embedder`` (a
+    :class:`ner_os.mentions.MentionEmbedder`) replace what the settings would build. ``fusion``
+    says where hybrid rankings are fused: ``auto`` (on the cluster when it has neural-search and
+    the index's RRF pipeline), ``server`` or ``client``.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, opensearch=None, embedder=None, fusion: str = "auto",
+                 **flags: Any):
+        if fusion not in FUSIONS:
+            raise NerOsError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+        self.fusion = fusion
+        if settings is None:
+            settings = Settings.resolve(**flags)
+        elif flags:
+            settings = settings.replace(**flags)
+        self.settings = settings
+        self._opensearch = opensearch
+        self._embedder = embedder
+        self._type_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._dimensions: dict[str, int] = {}
+        self._server_hybrid: dict[str, bool] = {}
+        self._neural_search: bool | None = None
+
+    # --- what is built on first use ----------------------------------------------------------
+
+    @property
+    def opensearch(self):
+        if self._opensearch is None:
+            from ner_os.index import client_from_settings
+
+            self._opensearch = client_from_settings(self.settings)
+        return self._opensearch
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from ner_os.mentions import MentionEmbedder
+
+            self._embedder = MentionEmbedder.from_settings(self.settings)
+        return self._embedder
+
+    def encoder_identity(self) -> dict[str, Any]:
+        """What produced the vectors: stored with each registered type."""
+        from ner_os.head import encoder_identity
+
+        embedder = self.embedder
+        identity = encoder_identity(embedder.encoder)
+        identity["head"] = embedder.head.manifest.get("source") if embedder.head is not None else None
+        identity["dim"] = int(embedder.dim)
+        return identity
+
+    def type_vector(self, description: str) -> np.ndarray:
+        """The description's unit vector (float32 ``[dim]``), computed once per description."""
+        description = q.check_description(description)
+        cached = self._type_vectors.get(description)
+        if cached is not None:
+            self._type_vectors.move_to_end(description)
+            return cached
+        vector = np.asarray(self.embedder.embed_type(description), dtype=np.float32)
+        vector.setflags(write=False)
+        self._type_vectors[description] = vector
+        if len(self._type_vectors) > TYPE_VECTOR_CACHE_SIZE:
+            self._type_vectors.popitem(last=False)
+        return vector
+
+    def clear_type_vectors(self) -> None:
+        """Forget the cached type vectors (the next query of each description encodes it again)."""
+        self._type_vectors.clear()
+
+    def index_name(self, index: str | None = None) -> str:
+        return index or self.settings.index
+
+    def vector_dimension(self, index: str | None = None) -> int:
+        """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
+        index = self.index_name(index)
+        if index not in self._dimensions:
+            from ner_os.index import index_vector_dimension
+
+            dim = index_vector_dimension(self.opensearch, index)
+            if dim is None:
+                if not self.opensearch.indices.exists(index=index):
+                    raise NerOsError(f"index {index!r} does not exist: load documents into it first "
+                                     "(ner-os load) or name another one with --index")
+                raise NerOsError(f"index {index!r} has no {q.VECTOR_FIELD} field: it is not a ner-os index")
+            self._dimensions[index] = dim
+        return self._dimensions[index]
+
+    def neural_search(self) -> bool:
+        if self._neural_search is None:
+            from ner_os.index import has_neural_search
+
+            self._neural_search = has_neural_search(self.opensearch)
+        return self._neural_search
+
+    def pipeline(self, index: str | None = None) -> str:
+        return q.hybrid_pipeline(self.index_name(index))
+
+    def server_hybrid(self, index: str | None = None) -> bool:
+        """True when the cluster fuses BM25 and k-NN itself: neural-search and the index's RRF pipeline."""
+        index = self.index_name(index)
+        if self.fusion == "client":
+            return False
+        if index not in self._server_hybrid:
+            available = self.neural_search() and self._pipeline_exists(self.pipeline(index))
+            if self.fusion == "server" and not available:
+                raise NerOsError(f"server-side fusion needs the neural-search plugin and search pipeline "
+                                 f"{self.pipeline(index)} (ner-os templates install)")
+            if self.neural_search() and not available:
+                log.warning("neural-search is installed but search pipeline %s is missing (run `ner-os templates "
+                            "install`); fusing BM25 and k-NN on the client", self.pipeline(index))
+            self._server_hybrid[index] = available
+        return self._server_hybrid[index]
+
+    def _pipeline_exists(self, name: str) -> bool:
+        return bool(self.opensearch.search_pipeline.get(id=name, ignore=404))
+
+    # --- type search -------------------------------------------------------------------------
+
+    def type_query(self, description: str, **options: Any) -> q.TypeQuery:
+        return q.TypeQuery(description, **options)
+
+    def search_type(self, description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
+                    hybrid: bool = True, filters: Mapping[str, Any] | None = None, offset: int = 0,
+                    min_score: float | None = None, mentions_per_hit: int = 3) -> q.TypeResults:
+        """Documents that mention an entity of the described type, best first, with the matched mentions.
+
+        ``k``: documents the k-NN search gathers (default ``max(100, offset + size)``); ``hybrid``:
+        fuse with BM25 on ``text`` (RRF); ``filters``: ``{field: value | [values] | {"gte": …}}`` on
+        document fields; ``min_score``: radial k-NN search, every mention scoring at least this.
+        """
+        query = q.TypeQuery(description, size=size, offset=offset, k=k, hybrid=hybrid, min_score=min_score,
+                            filters=filters, mentions_per_hit=mentions_per_hit)
+        self.vector_dimension(index)  # a missing index fails before the model loads
+        return self.search_vector(self.type_vector(query.description), query, index=index)
+
+    def search_vector(self, vector: Sequence[float], query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:
+        """:meth:`search_type` for a vector already computed: the OpenSearch part alone."""
+        index = self.index_name(index)
+        vector = q.check_vector(vector, self.vector_dimension(index))
+        server_hybrid = query.hybrid and self.server_hybrid(index)
+        steps = q.type_search_steps(vector, query, index=index, server_hybrid=server_hybrid,
+                                    pipeline=self.pipeline(index))
+        return self._drive(steps, index)
+
+    def dsl(self, description: str, *, index: str | None = None, **options: Any) -> str:
+        """The complete request for Dashboards Dev Tools (``GET <index>/_search…`` and its body)."""
+        query = q.TypeQuery(description, **options)
+        index = self.index_name(index)
+        vector = q.check_vector(self.type_vector(query.description), self.vector_dimension(index))
+        return q.dsl_request(vector, query, index=index, server_hybrid=query.hybrid and self.server_hybrid(index),
+                             pipeline=self.pipeline(index))
+
+    def template_request(self, description: str, *, index: str | None = None, **options: Any) -> str:
+        """The stored search template (installed if needed) and the Dev Tools request that uses it."""
+        query = q.TypeQuery(description, hybrid=False, **options)
+        if query.min_score is not None or query.filters:
+            raise NerOsError("the search template covers top-k k-NN queries: drop --min-score and --filter")
+        index = self.index_name(index)
+        vector = q.check_vector(self.type_vector(query.description), self.vector_dimension(index))
+        template_id = q.install_search_template(self.opensearch, index)
+        return q.template_request_line(index, template_id, vector, query)
+
+    def _drive(self, steps, index: str) -> q.TypeResults:
+        try:
+            request = next(steps)
+            while True:
+                request = steps.send(self._send(request, index))
+        except StopIteration as stop:
+            return stop.value
+
+    def _send(self, request, index: str):
+        from opensearchpy import exceptions as os_errors
+
+        try:
+            if isinstance(request, q.MultiSearchRequest):
+                lines: list[dict] = []
+                for body in request.bodies:
+                    lines += [{"index": index}, body]
+                responses = self.opensearch.msearch(body=lines)["responses"]
+                for response in responses:
+                    if "error" in response:
+                        raise ClusterError(f"search on {index!r} failed: {_reason(response['error'])}")
+                return responses
+            return self.opensearch.search(index=index, body=request.body, **request.params)
+        except os_errors.NotFoundError:
+            self._dimensions.pop(index, None)
+            raise NerOsError(f"index {index!r} does not exist (any more)") from None
+        except os_errors.TransportError as error:
+            raise ClusterError(f"search on {index!r} failed: {_reason(error.info if isinstance(error.info, dict) else error)}") from None
+
+    # --- registered types --------------------------------------------------------------------
+
+    def register_type(self, description: str, *, name: str | None = None,
+                      min_score: float = rt.DEFAULT_MIN_SCORE, index: str | None = None) -> rt.TagReport:
+        """Store the type and tag every mention of the index scoring >= ``min_score`` with its name."""
+        index = self.index_name(index)
+        description = q.check_description(description)
+        vector = q.check_vector(self.type_vector(description), self.vector_dimension(index))
+        registered = rt.new_type(description, np.asarray(vector, dtype=np.float32), name=name, min_score=min_score,
+                                 encoder=self.encoder_identity())
+        return rt.register(self.opensearch, index, registered)
+
+    def registered_types(self, index: str | None = None) -> list[rt.RegisteredType]:
+        return rt.read_types(self.opensearch, self.index_name(index))
+
+    def remove_type(self, name: str, *, index: str | None = None) -> rt.TagReport:
+        return rt.unregister(self.opensearch, self.index_name(index), name)
+
+    def refresh_types(self, names: Sequence[str] = (), *, index: str | None = None) -> list[rt.TagReport]:
+        """Re-embed the types (all, or ``names``) with the current model and re-tag the index."""
+        index = self.index_name(index)
+        wanted = [rt.get_type(self.opensearch, index, name) for name in names] if names else \
+            self.registered_types(index)
+        return [self.register_type(registered.description, name=registered.name, min_score=registered.min_score,
+                                   index=index) for registered in wanted]
+
+    def tagger(self, index: str | None = None) -> rt.Tagger | None:
+        """The loader's hook: tags new mentions with the index's registered types (None when none)."""
+        return rt.tagger_for_index(self.opensearch, self.index_name(index))
+
+    def close(self) -> None:
+        if self._opensearch is not None:
+            self._opensearch.close()
+            self._opensearch = None
+
+    def __enter__(self) -> "NerOs":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, Mapping):
+        root = error.get("error", error)
+        if isinstance(root, Mapping):
+            caused = root.get("caused_by") or {}
+            reason = f"{root.get('type')}: {root.get('reason')}"
+            return reason + (f" ({caused.get('type')}: {caused.get('reason')})" if caused.get("reason") else "")
+    return str(error)
+
+
+@functools.lru_cache(maxsize=4)
+def _shared(settings: Settings) -> NerOs:
+    return NerOs(settings)
+
+
+def shared_client(**flags: Any) -> NerOs:
+    """One ``NerOs`` per distinct settings, kept for the process (what :func:`ner_os.search_type` uses)."""
+    return _shared(Settings.resolve(**flags))
