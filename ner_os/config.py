@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
@@ -87,7 +88,20 @@ class Settings:
         for name in SECRET_FIELDS:
             if out.get(name):
                 out[name] = "***"
+        if out.get("opensearch_url"):
+            out["opensearch_url"] = redacted_url(out["opensearch_url"])
         return out
+
+
+def redacted_url(url: str) -> str:
+    """The URL as it may be shown: a ``user:password@`` part is masked."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _parse(spec: dataclasses.Field, raw: str) -> Any:

@@ -31,6 +31,7 @@ STDIN = "-"
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected without being held in memory
 DEFAULT_NESTED_LIMIT = 10_000  # OpenSearch's index.mapping.nested_objects.limit default
 MAX_ID_BYTES = 512  # OpenSearch refuses longer _ids
+MAX_JSON_DEPTH = 100  # deeper nesting is refused (OpenSearch's index.mapping.depth.limit is 20 anyway)
 EXCERPT_CHARS = 200
 RESERVED_FIELDS = ("text", "id", "mentions")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -162,13 +163,17 @@ def parse_line(line: Line, max_line_bytes: int = MAX_LINE_BYTES,
     except UnicodeDecodeError as error:
         return _reject(line, f"invalid UTF-8 at byte {error.start}")
     try:
-        record = json.loads(decoded, parse_constant=_refuse_constant)
+        record = json.loads(decoded, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:  # the C decoder recurses once per nesting level
+        return _reject(line, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
     except (json.JSONDecodeError, ValueError) as error:
         where = f" at column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
         message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         return _reject(line, f"invalid JSON{where}: {message}")
     if not isinstance(record, dict):
         return _reject(line, f"expected a JSON object, got {_json_kind(record)}")
+    if _nested_deeper_than(record, MAX_JSON_DEPTH):
+        return _reject(line, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(raw) and not _encodes_as_utf8(record):
         return _reject(line, "a \\u escape makes an unpaired UTF-16 surrogate (invalid UTF-8)")
     problem = _text_problem(record)
@@ -187,6 +192,24 @@ def parse_line(line: Line, max_line_bytes: int = MAX_LINE_BYTES,
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999: json reads it as infinity, which is not JSON
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _nested_deeper_than(record: Any, limit: int) -> bool:
+    """True when arrays and objects nest more than ``limit`` levels (checked without recursion)."""
+    level = [record]
+    for _ in range(limit):
+        level = [child for node in level if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+        if not any(isinstance(node, (dict, list)) for node in level):
+            return False
+    return True
 
 
 def _json_kind(value: Any) -> str:

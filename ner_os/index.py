@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_errors
 from opensearchpy.helpers import streaming_bulk
 
-from ner_os.config import Settings
+from ner_os.config import Settings, redacted_url
 from ner_os.errors import ClusterError, ConfigError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
@@ -215,6 +216,7 @@ def client_from_settings(settings: Settings, wait_s: float | None = None) -> Ope
 
 def wait_until_reachable(client: OpenSearch, url: str, wait_s: float) -> dict:
     """``GET /`` until it answers; ``ClusterError`` after ``wait_s`` or at once on TLS/auth refusal."""
+    url = redacted_url(url)
     deadline = time.monotonic() + wait_s
     while True:
         try:

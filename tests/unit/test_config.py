@@ -40,3 +40,8 @@ def test_password_never_printed():
     assert settings.password == "hunter2"
     assert "hunter2" not in repr(settings)
     assert settings.describe()["password"] == "***"
+
+
+def test_credentials_in_the_url_are_masked_when_described():
+    settings = Settings.resolve(env={"NER_OS_OPENSEARCH_URL": "https://admin:s3cret@localhost:9200"})
+    assert settings.describe()["opensearch_url"] == "https://***@localhost:9200"
