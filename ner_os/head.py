@@ -1,0 +1,205 @@
+"""The projection head: a small MLP that maps value vectors into a type-aware space.
+
+``Linear(d_v -> hidden) -> SiLU -> Linear(hidden -> out)``, output L2-normalised. It is applied
+with numpy (no torch import: the loader and the query path stay light); training lives in
+:mod:`ner_os.training`. A head is a directory with ``head.safetensors`` and ``manifest.json``; the
+manifest ties it to the encoder it was trained on (profile, model, layer, d_v) and records how it
+was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ner_os.errors import ConfigError
+
+WEIGHTS_FILE = "head.safetensors"
+MANIFEST_FILE = "manifest.json"
+FORMAT = "ner-os-projection-head"
+FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+SHIPPED_HEADS = Path(__file__).parent / "heads"
+# the parameter names shared with the torch module in ner_os.training
+PARAMETER_NAMES = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
+# rms: each input row divided by its root mean square (scale-free, entries of order 1)
+INPUT_NORMS = ("none", "rms")
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, np.float32(1e-12))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    # x * sigmoid(x), written so that large negative x neither overflows nor warns
+    return x * (0.5 * (1.0 + np.tanh(0.5 * x)))
+
+
+def encoder_identity(encoder) -> dict[str, Any]:
+    """What a head must match in an encoder: profile, model, layer and value dimension."""
+    profile = encoder.profile
+    return {
+        "profile": profile.name,
+        "model": _model_id(encoder),
+        "layer": int(encoder.layer),
+        "d_v": int(encoder.d_v),
+    }
+
+
+def _model_id(encoder) -> str | None:
+    for owner, attribute in ((encoder, "model_id"), (encoder.profile, "model_id"), (encoder.profile, "model")):
+        value = getattr(owner, attribute, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+class ProjectionHead:
+    """An MLP head held as numpy arrays, with the manifest that says what it belongs to."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray], manifest: Mapping[str, Any]):
+        missing = [name for name in PARAMETER_NAMES if name not in weights]
+        if missing:
+            raise ConfigError(f"projection head weights lack {', '.join(missing)}")
+        self.weights = {name: np.asarray(weights[name], dtype=np.float32) for name in PARAMETER_NAMES}
+        self.manifest = dict(manifest)
+        hidden_w, hidden_b = self.weights["hidden.weight"], self.weights["hidden.bias"]
+        output_w, output_b = self.weights["output.weight"], self.weights["output.bias"]
+        if hidden_w.ndim != 2 or output_w.ndim != 2 or hidden_b.shape != (hidden_w.shape[0],) \
+                or output_w.shape[1] != hidden_w.shape[0] or output_b.shape != (output_w.shape[0],):
+            raise ConfigError(
+                f"projection head weights do not chain: hidden {hidden_w.shape}+{hidden_b.shape}, "
+                f"output {output_w.shape}+{output_b.shape}"
+            )
+        self.input_norm = self.manifest.get("architecture", {}).get("input_norm", "none")
+        if self.input_norm not in INPUT_NORMS:
+            raise ConfigError(f"projection head input_norm {self.input_norm!r}: expected one of {', '.join(INPUT_NORMS)}")
+        # transposed once so that project() is two plain row-major matmuls
+        self._hidden_wt = np.ascontiguousarray(hidden_w.T)
+        self._output_wt = np.ascontiguousarray(output_w.T)
+
+    @property
+    def in_dim(self) -> int:
+        return self.weights["hidden.weight"].shape[1]
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.weights["hidden.weight"].shape[0]
+
+    @property
+    def out_dim(self) -> int:
+        return self.weights["output.weight"].shape[0]
+
+    @property
+    def encoder(self) -> dict[str, Any]:
+        return dict(self.manifest.get("encoder", {}))
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Value vectors ``[n, d_v]`` (or one ``[d_v]``) -> unit vectors ``[n, out]`` (or ``[out]``)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.in_dim:
+            raise ConfigError(f"projection head expects {self.in_dim}-d vectors, got shape {x.shape}")
+        if self.input_norm == "rms":
+            x = x / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + np.float32(1e-12))
+        hidden = silu(x @ self._hidden_wt + self.weights["hidden.bias"])
+        return l2_normalise(hidden @ self._output_wt + self.weights["output.bias"])
+
+    def check_compatible(self, encoder) -> None:
+        """Raise ConfigError unless this head was trained on value vectors of this encoder."""
+        wanted = self.encoder
+        actual = encoder_identity(encoder)
+        where = self.manifest.get("source", "this head")
+        mismatches = [
+            f"{key} {wanted[key]!r} (encoder has {actual[key]!r})"
+            for key in ("profile", "layer", "d_v", "model")
+            if wanted.get(key) is not None and actual.get(key) is not None and wanted[key] != actual[key]
+        ]
+        if actual["d_v"] != self.in_dim:
+            mismatches.append(f"input size {self.in_dim} (encoder d_v is {actual['d_v']})")
+        if mismatches:
+            raise ConfigError(
+                f"projection head {where} does not fit the encoder: it was trained for "
+                + "; ".join(mismatches)
+                + ". Pass --head for a matching head, --head none for raw vectors, or retrain with `ner-os train`."
+            )
+
+    def save(self, directory: str | Path) -> Path:
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({name: np.ascontiguousarray(array) for name, array in self.weights.items()},
+                  str(directory / WEIGHTS_FILE))
+        manifest = {key: value for key, value in self.manifest.items() if key != "source"}
+        manifest.update(format=FORMAT, format_version=FORMAT_VERSION)
+        manifest["architecture"] = {
+            "in_dim": self.in_dim, "hidden_dim": self.hidden_dim, "out_dim": self.out_dim,
+            "activation": "silu", "output": "l2-normalised", "input_norm": self.input_norm,
+            **{k: v for k, v in manifest.get("architecture", {}).items() if k == "dropout"},
+        }
+        (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ProjectionHead":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        weights_path, manifest_path = directory / WEIGHTS_FILE, directory / MANIFEST_FILE
+        for path in (weights_path, manifest_path):
+            if not path.is_file():
+                raise ConfigError(f"projection head {directory}: {path.name} not found")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{manifest_path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+        if manifest.get("format") != FORMAT:
+            raise ConfigError(f"{manifest_path}: not a ner-os projection head manifest")
+        if manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise ConfigError(f"{manifest_path}: format version {manifest['format_version']} is newer than this ner-os reads")
+        try:
+            weights = load_file(str(weights_path))
+        except (SafetensorError, OSError) as error:
+            raise ConfigError(f"{weights_path}: cannot read safetensors ({error})") from None
+        manifest["source"] = str(directory)
+        return cls(weights, manifest)
+
+
+def shipped_head_path(profile: str) -> Path | None:
+    path = SHIPPED_HEADS / profile
+    return path if (path / MANIFEST_FILE).is_file() else None
+
+
+def head_for(settings, encoder) -> ProjectionHead | None:
+    """The head the settings ask for: a directory, ``none`` (raw vectors), or the shipped default.
+
+    With ``settings.head`` unset, the head shipped for the profile is used when it was trained on
+    the encoder's layer and value size; otherwise mentions fall back to raw value vectors.
+    """
+    choice = settings.head
+    if choice is not None and str(choice).lower() == "none":
+        return None
+    if choice is not None:
+        head = ProjectionHead.load(choice)
+        head.check_compatible(encoder)
+        return head
+    path = shipped_head_path(encoder.profile.name)
+    if path is None:
+        return None
+    head = ProjectionHead.load(path)
+    wanted, actual = head.encoder, encoder_identity(encoder)
+    mismatched = [key for key in ("layer", "d_v", "model")
+                  if wanted.get(key) is not None and actual[key] is not None and wanted[key] != actual[key]]
+    if mismatched:
+        log.warning("the head shipped for %s was trained for %s; using raw value vectors (train one with `ner-os train`)",
+                    actual["profile"], ", ".join(f"{key} {wanted[key]}" for key in mismatched))
+        return None
+    return head

@@ -1,0 +1,141 @@
+"""Mentions to vectors: character span -> its last sub-word token -> value vector -> head -> unit vector.
+
+The encoder is causal, so the value vector at a mention's last token has seen the left context and
+the whole mention (DESIGN §1). A type description goes through the same path, the whole string
+being one span.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ner_os.errors import NerOsError
+from ner_os.head import ProjectionHead, l2_normalise
+
+
+def span_bounds(span) -> tuple[int, int]:
+    """``Span(start, end)``, any object with ``start``/``end``, or a ``(start, end)`` pair."""
+    if hasattr(span, "start") and hasattr(span, "end"):
+        return int(span.start), int(span.end)
+    start, end = span
+    return int(start), int(end)
+
+
+def last_token_indices(offsets: np.ndarray, spans: Iterable, text: str) -> np.ndarray:
+    """Index of each span's last sub-word token (int64 ``[n_spans]``), spans checked against the text.
+
+    The last token of span ``[start, end)`` is the last token that *starts* before ``end``.
+    Comparing token starts with the span's end keeps a leading space merged into the next token
+    (``" is"`` starting at the span's end) out of the span, and picks the token that holds the
+    span's last character even when that token runs on past it. Zero-width tokens (special or
+    inserted by the normaliser) hold no character and are never picked.
+    """
+    bounds = np.asarray([span_bounds(span) for span in spans], dtype=np.int64).reshape(-1, 2)
+    for start, end in bounds:
+        if not 0 <= start < end <= len(text):
+            raise NerOsError(f"span [{start}, {end}) is not inside a text of {len(text)} characters: {_preview(text)}")
+        if not text[start:end].strip():
+            raise NerOsError(f"span [{start}, {end}) holds only whitespace in {_preview(text)}")
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    real = np.flatnonzero(offsets[:, 1] > offsets[:, 0])
+    picked = np.searchsorted(offsets[real, 0], bounds[:, 1], side="left") - 1
+    for (start, end), position in zip(bounds, picked):
+        if position < 0 or offsets[real[position], 1] <= start:
+            raise NerOsError(f"span [{start}, {end}) covers no token of {_preview(text)}")
+    return real[picked] if len(bounds) else np.zeros(0, dtype=np.int64)
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def description_span(description: str) -> tuple[int, int]:
+    """The whole description as one span, surrounding whitespace left out."""
+    if not isinstance(description, str) or not description.strip():
+        raise NerOsError(f"a type description must be non-empty text, got {description!r}")
+    start = len(description) - len(description.lstrip())
+    return start, len(description.rstrip())
+
+
+class MentionEmbedder:
+    """Unit vectors for mentions and type descriptions, from one encoder and an optional head.
+
+    ``head=None`` gives the raw value vectors, L2-normalised.
+    """
+
+    def __init__(self, encoder, head: ProjectionHead | None = None):
+        if head is not None:
+            head.check_compatible(encoder)
+        self.encoder = encoder
+        self.head = head
+
+    @classmethod
+    def from_settings(cls, settings, encoder=None) -> "MentionEmbedder":
+        """The encoder of the settings and the head they select (see :func:`ner_os.head.head_for`)."""
+        from ner_os.head import head_for
+
+        if encoder is None:
+            from ner_os.encoder.runtime import Encoder
+
+            encoder = Encoder.from_settings(settings)
+        return cls(encoder, head_for(settings, encoder))
+
+    @property
+    def dim(self) -> int:
+        return self.head.out_dim if self.head is not None else int(self.encoder.d_v)
+
+    def embed(self, texts: Sequence[str], spans: Sequence[Sequence]) -> list[np.ndarray]:
+        """One float32 ``[n_spans_i, dim]`` array of unit vectors per text, rows in span order."""
+        if len(texts) != len(spans):
+            raise NerOsError(f"got {len(texts)} texts but {len(spans)} span lists")
+        empty = np.zeros((0, self.dim), dtype=np.float32)
+        wanted = [i for i, text_spans in enumerate(spans) if len(text_spans)]
+        out = [empty] * len(texts)
+        if not wanted:
+            return out
+        encoded = self.encoder.encode([texts[i] for i in wanted])
+        raw_rows = []
+        for i, item in zip(wanted, encoded):
+            rows = last_token_indices(np.asarray(item.offsets), spans[i], texts[i])
+            raw_rows.append(np.asarray(item.vectors)[rows])
+        counts = [len(rows) for rows in raw_rows]
+        projected = self.project(np.concatenate(raw_rows))
+        for i, part in zip(wanted, np.split(projected, np.cumsum(counts)[:-1])):
+            out[i] = part
+        return out
+
+    def embed_type(self, description: str) -> np.ndarray:
+        """The description's vector (float32 ``[dim]``): raw text, no template, the whole string one span."""
+        return self.embed_types([description])[0]
+
+    def embed_types(self, descriptions: Sequence[str]) -> np.ndarray:
+        """float32 ``[n, dim]``: :meth:`embed_type` for several descriptions in one encoder call."""
+        spans = [[description_span(description)] for description in descriptions]
+        return np.concatenate(self.embed(list(descriptions), spans)) if descriptions else \
+            np.zeros((0, self.dim), dtype=np.float32)
+
+    def project(self, raw: np.ndarray) -> np.ndarray:
+        """Raw value vectors -> unit vectors in this embedder's space."""
+        return self.head.project(raw) if self.head is not None else l2_normalise(raw)
+
+
+@functools.lru_cache(maxsize=4)
+def embedder_for(settings) -> MentionEmbedder:
+    """One embedder per settings, kept: loading the encoder is the slow part."""
+    return MentionEmbedder.from_settings(settings)
+
+
+def embed_type(description: str, settings=None, **flags) -> np.ndarray:
+    """The unit vector of a plain-words type description, as searched against mention vectors.
+
+    ``embed_type("dinosaur")`` uses the default profile, layer and head; ``settings`` (a
+    :class:`ner_os.config.Settings`) or keyword flags (``profile=``, ``layer=``, ``head=``, ...)
+    choose others, as the CLI flags do.
+    """
+    from ner_os.config import Settings
+
+    settings = settings.replace(**flags) if settings is not None else Settings.resolve(**flags)
+    return embedder_for(settings).embed_type(description)
