@@ -673,9 +673,9 @@ class EvalSession:
                 for t, vector in zip(self.types, vectors)}
 
     def _search_ids(self, index: str, body: dict) -> list[str]:
-        from ner_os.query import order_hits, ranked_hits
+        from ner_os.query import ranking
 
-        return [hit["_id"] for hit in order_hits(ranked_hits(self.client.search(index=index, body=body)))]
+        return [doc_id for doc_id, _score in ranking(self.client.search(index=index, body=body))]
 
     # the mention systems: one index per vector space and span source, built by the loader
 
