@@ -21,7 +21,10 @@ def render_cli_reference() -> str:
         "# CLI reference\n",
         "Generated from `--help` by `python tools/gen_cli_docs.py`; a test fails when it drifts.\n",
     ]
-    for path, command, ctx in _walk(cli, click.Context(cli, info_name="ner-os", terminal_width=WIDTH, max_content_width=WIDTH)):
+    # the group's own context settings (-h as well as --help), as when the CLI runs: click caches a
+    # command's help option, so rendering without them would depend on what ran before
+    root = click.Context(cli, info_name="ner-os", terminal_width=WIDTH, max_content_width=WIDTH, **cli.context_settings)
+    for path, command, ctx in _walk(cli, root):
         title = " ".join(path)
         sections.append(f"## `{title}`\n\n```\n{command.get_help(ctx).rstrip()}\n```\n")
     return "\n".join(sections)
