@@ -735,7 +735,8 @@ class EvalSession:
             vectors = embedder.embed([document.text for document in self.documents], document_spans)
         doc_ids = [document.id for document, rows in zip(self.documents, vectors) for _ in range(len(rows))]
         ranker = ExactRanker(np.concatenate(vectors), doc_ids)
-        queries = np.stack([self._query_client(space).type_vector(t.description) for t in self.types])
+        # the descriptions through the same embedder, as NerOs.type_vector computes them for the k-NN systems
+        queries = embedder.embed_types([t.description for t in self.types])
         rankings = ranker.rank_many(queries, top_n=max(t.depth for t in self.types))
         return {t.label: ranking.doc_ids[: t.depth] for t, ranking in zip(self.types, rankings)}
 
