@@ -31,7 +31,6 @@ a truncated ranking, and the result says so.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ from ner_os.config import Settings
 from ner_os.errors import ConfigError, NerOsError
 from ner_os.evaluation.metrics import RetrievalReport, evaluate as score_rankings, is_catch_all_type
 from ner_os.evaluation.readers import GoldMention, Sentence, read_bio
+from ner_os.load import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -422,21 +422,6 @@ def machine() -> dict:
 # --- the evaluation -------------------------------------------------------------------------------
 
 
-class Clock:
-    """Seconds spent per named step, in the order the steps first ran."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def timed(self, name: str):
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-
-
 def evaluate(
     data: str | Path,
     type_names: str | Path,
@@ -468,7 +453,7 @@ def evaluate(
     settings = settings if settings is not None else Settings.resolve(**flags)
     systems = parse_choices(systems, SYSTEMS, "system")
     span_sources = parse_choices(span_sources, SPAN_SOURCES, "span source")
-    clock = Clock()
+    clock = StageClock()
     with clock.timed("read corpus"):
         names = read_type_names(type_names)
         documents = read_corpus(data, data_format, limit, seed)
@@ -484,7 +469,7 @@ def evaluate(
     result = EvalResult(
         data=str(data), data_format=data_format, sentences_in_file=in_file, limit=limit, seed=seed,
         documents=len(documents), types=types, runs=runs, span_sources=span_sources,
-        span_detection=session.span_detection, loads=session.loads, timings=clock.seconds,
+        span_detection=session.span_detection, loads=session.loads, timings=clock.snapshot(),
         wall_seconds=time.perf_counter() - started, model=session.model_description(), command=command,
     )
     if out is not None:
@@ -502,7 +487,7 @@ class EvalSession:
     """The indexes, models and rankings of one evaluation."""
 
     def __init__(self, settings: Settings, documents: Sequence[EvalDocument], types: Sequence[EvalType],
-                 clock: Clock, progress: bool | None = None, say: Callable[[str], None] = log.info,
+                 clock: StageClock, progress: bool | None = None, say: Callable[[str], None] = log.info,
                  vector_cache: bool = False):
         self.settings = settings
         self.vector_cache = vector_cache
