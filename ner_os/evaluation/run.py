@@ -36,6 +36,7 @@ import logging
 import os
 import platform
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -251,7 +252,8 @@ class RememberingEncoder:
         with self._lock:
             missing = sorted(set(texts) - set(self._encoded), key=lambda text: (-len(text), text))
         tokenize = getattr(self._encoder, "tokenize", None)
-        with tqdm(total=len(missing), unit="text", desc="encoding", disable=progress is False, leave=False) as bar:
+        shown = progress if progress is not None else sys.stderr.isatty()
+        with tqdm(total=len(missing), unit="text", desc="encoding", disable=not shown, leave=False) as bar:
             for first in range(0, len(missing), slice_texts):
                 part = missing[first : first + slice_texts]
                 stored = store.read(part, tokenize) if store is not None else None
@@ -326,6 +328,16 @@ class TokenVectorStore:
                  lengths=np.asarray([len(item.offsets) for item in encoded], dtype=np.int64))
         os.replace(partial, path)  # a kill mid-write never leaves a truncated slice behind
         return path
+
+
+def _weights_digest(weights: Mapping[str, np.ndarray]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        digest.update(name.encode("utf-8"))
+        digest.update(np.ascontiguousarray(weights[name], dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _digest(value: Any) -> str:
@@ -764,6 +776,8 @@ class EvalSession:
         if "ner-os" in self._embedders:
             head = self._embedders["ner-os"].head
             out["head"] = None if head is None else head.manifest.get("source")
+            if head is not None:  # which weights: a head directory can be retrained in place
+                out["head_weights_sha256"] = _weights_digest(head.weights)
         if self._sentence_embedder is not None:
             out["dense"] = {"model": self._sentence_embedder.name, "directory": str(self._sentence_embedder.directory)}
         return out
