@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from layers import machine  # noqa: E402
+from machine_info import machine  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.head import ProjectionHead, l2_normalise, shipped_head_path  # noqa: E402

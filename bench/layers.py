@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine_info import machine  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
@@ -57,11 +58,6 @@ VARIATIONS = {
     "hidden 1000": dict(hidden_dim=1000),
 }
 SEEDS = (1, 2)
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version()}
 
 
 def rounded(values: dict) -> dict:

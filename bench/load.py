@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -33,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine_info import machine  # noqa: E402
 
 from ner_os import index as index_layer  # noqa: E402
 from ner_os import local_node  # noqa: E402
@@ -41,11 +43,6 @@ from ner_os.load import load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version()}
 
 
 class LoadSampler:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine_info import machine  # noqa: E402
 
 from ner_os import index as index_layer  # noqa: E402
 from ner_os.client import NerOs  # noqa: E402
@@ -47,11 +49,6 @@ from ner_os.query import TypeQuery  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "query.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version()}
 
 
 def real_sentences(data: Path, count: int) -> list[tuple[str, list[tuple[int, int]]]]:
