@@ -94,8 +94,7 @@ def _train_config_options(command):
     from ner_os.training import TrainConfig
 
     for spec in reversed(dataclasses.fields(TrainConfig)):
-        kind = click.Choice(["infonce", "triplet"]) if spec.name == "loss" else \
-            click.Choice(["rms", "none"]) if spec.name == "input_norm" else type(spec.default)
+        kind = click.Choice(spec.metadata["choices"]) if spec.metadata["choices"] else type(spec.default)
         command = click.option(f"--{spec.name.replace('_', '-')}", spec.name, type=kind,
                                help=f"{spec.metadata['help']} [default: {spec.default}]")(command)
     return command

@@ -1,8 +1,14 @@
 """The projection head: a small MLP that maps value vectors into a type-aware space.
 
-``Linear(d_v -> hidden) -> SiLU -> Linear(hidden -> out)``, output L2-normalised. It is applied
-with numpy (no torch import: the loader and the query path stay light); training lives in
-:mod:`ner_os.training`. A head is a directory with ``head.safetensors`` and ``manifest.json``; the
+``Linear(d_v -> hidden) -> SiLU -> Linear(hidden -> out)``, output L2-normalised. Two optional
+parts (format 2): an input transform per role -- the mean value vector of training mentions is
+taken from a mention, the mean of training type descriptions from a description, and a description
+is then mapped by a linear map fit from phrases read alone to the same phrases read in context,
+because a description read alone at the start of a text sits in another region of value space than
+a mention read in context -- and a skip: the centred input, L2-normalised, concatenated to the MLP output with weight
+``skip_weight`` (cosine in the joint space = ``w`` * raw cosine + ``(1-w)`` * MLP cosine), so the
+head keeps the raw geometry that separates types it never saw. It is applied with numpy (no torch
+import: the loader and the query path stay light); training lives in :mod:`ner_os.training`. A head is a directory with ``head.safetensors`` and ``manifest.json``; the
 manifest ties it to the encoder it was trained on (profile, model, layer, d_v) and records how it
 was trained.
 """
@@ -21,13 +27,18 @@ from ner_os.errors import ConfigError
 WEIGHTS_FILE = "head.safetensors"
 MANIFEST_FILE = "manifest.json"
 FORMAT = "ner-os-projection-head"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 log = logging.getLogger(__name__)
 SHIPPED_HEADS = Path(__file__).parent / "heads"
 # the parameter names shared with the torch module in ner_os.training
 PARAMETER_NAMES = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
 # rms: each input row divided by its root mean square (scale-free, entries of order 1)
 INPUT_NORMS = ("none", "rms")
+# what a value vector was read from: a mention in its text, or a type description read alone
+ROLES = ("mention", "query")
+# optional per-role input transform, applied first: x - offset, then x @ map
+OFFSET_NAMES = {role: f"offset.{role}" for role in ROLES}
+MAP_NAMES = {role: f"map.{role}" for role in ROLES}
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -70,6 +81,10 @@ class ProjectionHead:
             raise ConfigError(f"projection head weights lack {', '.join(missing)}")
         self.weights = {name: np.asarray(weights[name], dtype=np.float32) for name in PARAMETER_NAMES}
         self.manifest = dict(manifest)
+        self.offsets = {role: np.asarray(weights[name], dtype=np.float32) for role, name in OFFSET_NAMES.items()
+                        if name in weights}
+        self.maps = {role: np.asarray(weights[name], dtype=np.float32) for role, name in MAP_NAMES.items()
+                     if name in weights}
         hidden_w, hidden_b = self.weights["hidden.weight"], self.weights["hidden.bias"]
         output_w, output_b = self.weights["output.weight"], self.weights["output.bias"]
         if hidden_w.ndim != 2 or output_w.ndim != 2 or hidden_b.shape != (hidden_w.shape[0],) \
@@ -78,9 +93,18 @@ class ProjectionHead:
                 f"projection head weights do not chain: hidden {hidden_w.shape}+{hidden_b.shape}, "
                 f"output {output_w.shape}+{output_b.shape}"
             )
-        self.input_norm = self.manifest.get("architecture", {}).get("input_norm", "none")
+        d_v = hidden_w.shape[1]
+        wrong = [f"{OFFSET_NAMES[role]} {offset.shape}" for role, offset in self.offsets.items() if offset.shape != (d_v,)]
+        wrong += [f"{MAP_NAMES[role]} {map_.shape}" for role, map_ in self.maps.items() if map_.shape != (d_v, d_v)]
+        if wrong:
+            raise ConfigError(f"projection head input transforms must be {d_v}-d: got {', '.join(wrong)}")
+        architecture = self.manifest.get("architecture", {})
+        self.input_norm = architecture.get("input_norm", "none")
         if self.input_norm not in INPUT_NORMS:
             raise ConfigError(f"projection head input_norm {self.input_norm!r}: expected one of {', '.join(INPUT_NORMS)}")
+        self.skip_weight = float(architecture.get("skip_weight", 0.0))
+        if not 0 <= self.skip_weight < 1:
+            raise ConfigError(f"projection head skip_weight {self.skip_weight}: expected 0 <= w < 1")
         # transposed once so that project() is two plain row-major matmuls
         self._hidden_wt = np.ascontiguousarray(hidden_w.T)
         self._output_wt = np.ascontiguousarray(output_w.T)
@@ -95,21 +119,36 @@ class ProjectionHead:
 
     @property
     def out_dim(self) -> int:
-        return self.weights["output.weight"].shape[0]
+        """Width of the projected vector: the MLP output, plus the input's width when there is a skip."""
+        return self.weights["output.weight"].shape[0] + (self.in_dim if self.skip_weight else 0)
 
     @property
     def encoder(self) -> dict[str, Any]:
         return dict(self.manifest.get("encoder", {}))
 
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """Value vectors ``[n, d_v]`` (or one ``[d_v]``) -> unit vectors ``[n, out]`` (or ``[out]``)."""
+    def project(self, x: np.ndarray, role: str = "mention") -> np.ndarray:
+        """Value vectors ``[n, d_v]`` (or one ``[d_v]``) -> unit vectors ``[n, out]`` (or ``[out]``).
+
+        ``role``: ``mention`` for vectors read at a mention in its text, ``query`` for type
+        descriptions read alone; it picks the input transform (heads without one ignore it).
+        """
+        if role not in ROLES:
+            raise ConfigError(f"projection head role {role!r}: expected one of {', '.join(ROLES)}")
         x = np.asarray(x, dtype=np.float32)
         if x.shape[-1] != self.in_dim:
             raise ConfigError(f"projection head expects {self.in_dim}-d vectors, got shape {x.shape}")
+        if role in self.offsets:
+            x = x - self.offsets[role]
+        if role in self.maps:
+            x = x @ self.maps[role]
         if self.input_norm == "rms":
             x = x / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + np.float32(1e-12))
         hidden = silu(x @ self._hidden_wt + self.weights["hidden.bias"])
-        return l2_normalise(hidden @ self._output_wt + self.weights["output.bias"])
+        projected = l2_normalise(hidden @ self._output_wt + self.weights["output.bias"])
+        if not self.skip_weight:
+            return projected
+        w = np.float32(self.skip_weight)
+        return np.concatenate([np.sqrt(w) * l2_normalise(x), np.sqrt(1 - w) * projected], axis=-1)
 
     def check_compatible(self, encoder) -> None:
         """Raise ConfigError unless this head was trained on value vectors of this encoder."""
@@ -135,13 +174,15 @@ class ProjectionHead:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({name: np.ascontiguousarray(array) for name, array in self.weights.items()},
-                  str(directory / WEIGHTS_FILE))
+        tensors = {**self.weights, **{OFFSET_NAMES[role]: offset for role, offset in self.offsets.items()},
+                   **{MAP_NAMES[role]: map_ for role, map_ in self.maps.items()}}
+        save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, str(directory / WEIGHTS_FILE))
         manifest = {key: value for key, value in self.manifest.items() if key != "source"}
         manifest.update(format=FORMAT, format_version=FORMAT_VERSION)
         manifest["architecture"] = {
             "in_dim": self.in_dim, "hidden_dim": self.hidden_dim, "out_dim": self.out_dim,
             "activation": "silu", "output": "l2-normalised", "input_norm": self.input_norm,
+            "input_offsets": sorted(self.offsets), "input_maps": sorted(self.maps), "skip_weight": self.skip_weight,
             **{k: v for k, v in manifest.get("architecture", {}).items() if k == "dropout"},
         }
         (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -87,8 +87,12 @@ class MentionEmbedder:
     def dim(self) -> int:
         return self.head.out_dim if self.head is not None else int(self.encoder.d_v)
 
-    def embed(self, texts: Sequence[str], spans: Sequence[Sequence]) -> list[np.ndarray]:
-        """One float32 ``[n_spans_i, dim]`` array of unit vectors per text, rows in span order."""
+    def embed(self, texts: Sequence[str], spans: Sequence[Sequence], role: str = "mention") -> list[np.ndarray]:
+        """One float32 ``[n_spans_i, dim]`` array of unit vectors per text, rows in span order.
+
+        ``role`` tells the head what was read: ``mention`` (spans in their texts) or ``query``
+        (a type description alone, see :meth:`embed_types`).
+        """
         if len(texts) != len(spans):
             raise NerOsError(f"got {len(texts)} texts but {len(spans)} span lists")
         empty = np.zeros((0, self.dim), dtype=np.float32)
@@ -102,7 +106,7 @@ class MentionEmbedder:
             rows = last_token_indices(np.asarray(item.offsets), spans[i], texts[i])
             raw_rows.append(np.asarray(item.vectors)[rows])
         counts = [len(rows) for rows in raw_rows]
-        projected = self.project(np.concatenate(raw_rows))
+        projected = self.project(np.concatenate(raw_rows), role)
         for i, part in zip(wanted, np.split(projected, np.cumsum(counts)[:-1])):
             out[i] = part
         return out
@@ -114,12 +118,12 @@ class MentionEmbedder:
     def embed_types(self, descriptions: Sequence[str]) -> np.ndarray:
         """float32 ``[n, dim]``: :meth:`embed_type` for several descriptions in one encoder call."""
         spans = [[description_span(description)] for description in descriptions]
-        return np.concatenate(self.embed(list(descriptions), spans)) if descriptions else \
+        return np.concatenate(self.embed(list(descriptions), spans, role="query")) if descriptions else \
             np.zeros((0, self.dim), dtype=np.float32)
 
-    def project(self, raw: np.ndarray) -> np.ndarray:
-        """Raw value vectors -> unit vectors in this embedder's space."""
-        return self.head.project(raw) if self.head is not None else l2_normalise(raw)
+    def project(self, raw: np.ndarray, role: str = "mention") -> np.ndarray:
+        """Raw value vectors -> unit vectors in this embedder's space (``role``: see :meth:`embed`)."""
+        return self.head.project(raw, role) if self.head is not None else l2_normalise(raw)
 
 
 @functools.lru_cache(maxsize=4)

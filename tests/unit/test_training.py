@@ -156,29 +156,32 @@ def synthetic(n_types=14, per_type=40, seed=0, noise=0.3):
     return mentions.astype(np.float32), labels, anchors.astype(np.float32)
 
 
-def held_out_r_precision(project, mentions, labels, anchors, types):
-    """Each mention its own document; R-Precision of the unseen types' anchors over their mentions."""
+def held_out_r_precision(head, mentions, labels, anchors, types):
+    """Each mention its own document; R-Precision of the unseen types' anchors over their mentions.
+
+    ``head`` None: raw vectors."""
     rows = np.isin(labels, types)
     n = int(rows.sum())
     pool = MentionVectors(np.arange(n), np.zeros(n), np.zeros(n), labels[rows], [], {0: mentions[rows]})
-    queries = {str(t): project(anchors[t][None])[0] for t in types}
+    queries = {str(t): training.project(head, anchors[t][None], "query")[0] for t in types}
     task = RetrievalTask(pool, {str(t): np.flatnonzero(labels[rows] == t) for t in types})
-    return task.evaluate(0, queries, project).macro["r_precision"]
+    return task.evaluate(0, queries, lambda x: training.project(head, x)).macro["r_precision"]
 
 
 SMALL = TrainConfig(hidden_dim=32, out_dim=16, epochs=25, mentions_per_type=16, hard_pairs_per_type=2, lr=3e-3,
                     temperature=0.1)
 
 
-@pytest.mark.parametrize("loss", ["infonce", "triplet"])
-def test_head_generalises_to_types_it_never_saw(loss):
+@pytest.mark.parametrize("loss, skip_weight, centering", [("infonce", 0.5, "per-role"), ("infonce", 0.0, "none"),
+                                                         ("triplet", 0.0, "none")])
+def test_head_generalises_to_types_it_never_saw(loss, skip_weight, centering):
     mentions, labels, anchors = synthetic()
     train_types, unseen = np.arange(10), np.arange(10, 14)
     rows = np.isin(labels, train_types)
     data = TrainingData(mentions[rows], labels[rows], anchors[train_types], [f"t{t}" for t in train_types])
-    result = train_head(data, replace(SMALL, loss=loss), IDENTITY, progress=False)
-    raw = held_out_r_precision(training.l2_normalise, mentions, labels, anchors, unseen)
-    trained = held_out_r_precision(result.head.project, mentions, labels, anchors, unseen)
+    result = train_head(data, replace(SMALL, loss=loss, skip_weight=skip_weight, centering=centering), IDENTITY, progress=False)
+    raw = held_out_r_precision(None, mentions, labels, anchors, unseen)
+    trained = held_out_r_precision(result.head, mentions, labels, anchors, unseen)
     assert trained > max(0.8, raw + 0.3), (raw, trained)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
@@ -196,18 +199,25 @@ def test_training_is_deterministic_for_a_seed():
 
 
 @pytest.mark.parametrize("input_norm", ["rms", "none"])
-def test_numpy_head_equals_the_torch_module_in_eval_mode(input_norm):
+@pytest.mark.parametrize("centering", ["per-role", "none"])
+@pytest.mark.parametrize("skip_weight", [0.0, 0.5])
+def test_numpy_head_equals_the_torch_module_in_eval_mode(input_norm, centering, skip_weight):
     import torch
 
-    config = replace(SMALL, input_norm=input_norm)
+    config = replace(SMALL, input_norm=input_norm, centering=centering, skip_weight=skip_weight)
     module = training._head_module(D_V, config)
-    head = training._to_head(module, config, IDENTITY, TrainingData(np.zeros((0, D_V)), np.zeros(0), np.zeros((0, D_V)),
-                                                                   []), {})
-    x = np.random.default_rng(0).normal(size=(5, D_V)).astype(np.float32) * 7
+    rng = np.random.default_rng(0)
+    data = TrainingData(rng.normal(3, 1, size=(20, D_V)).astype(np.float32), np.zeros(20),
+                        rng.normal(-2, 1, size=(4, D_V)).astype(np.float32), [])
+    head = training._to_head(module, config, IDENTITY, data, {})
+    x = rng.normal(size=(5, D_V)).astype(np.float32) * 7
     module.eval()
-    with torch.no_grad():
-        expected = torch.nn.functional.normalize(module(torch.from_numpy(x)), dim=-1).numpy()
-    np.testing.assert_allclose(head.project(x), expected, atol=1e-5)
+    for role, offset in (("mention", data.mentions.mean(0)), ("query", data.anchors.mean(0))):
+        offset = offset if centering == "per-role" else 0
+        with torch.no_grad():
+            expected = torch.nn.functional.normalize(module(torch.from_numpy(x - offset)), dim=-1).numpy()
+        assert head.out_dim == expected.shape[1] == 16 + (D_V if skip_weight else 0)
+        np.testing.assert_allclose(head.project(x, role), expected, atol=1e-5)
 
 
 def test_confusable_pairs_point_to_the_nearest_wrong_type_mention():
@@ -224,6 +234,10 @@ def test_bad_config_values_are_refused():
         TrainConfig(loss="hinge")
     with pytest.raises(training.ConfigError, match="hard_share"):
         TrainConfig(hard_share=2)
+    with pytest.raises(training.ConfigError, match="centering 'mean': expected one of per-role, none"):
+        TrainConfig(centering="mean")
+    with pytest.raises(training.ConfigError, match="skip_weight"):
+        TrainConfig(skip_weight=1)
 
 
 # ---------------------------------------------------------------- end to end on a tiny Few-NERD folder
@@ -262,7 +276,9 @@ def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, m
     assert set(manifest["training"]["data_files"]) == {*training.TRAIN_FILES, "type_names.json"}
     assert {"dev_only", "dev_all", "dev"} <= set(result.history[-1])
     loads = [c for c in calls if c[0] == "load"]
-    assert loads == [("load", [2]), ("load", [2])]  # sentences, then descriptions; cached from now on
+    # sentences, descriptions, then the mentions read alone; cached from now on
+    assert loads == [("load", [2]), ("load", [2]), ("load", [2])]
+    assert set(result.head.maps) == {"query"} and set(result.head.offsets) == {"mention", "query"}
     calls.clear()
     final = training.train_on_fewnerd(settings, data, replace(SMALL, epochs=1), plan=plan, progress=False)
     assert calls == []
@@ -283,7 +299,7 @@ def test_cli_train_writes_a_loadable_head(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"saved to {out}" in result.output and "dev " in result.output
     head = ProjectionHead.load(out)
-    assert (head.in_dim, head.hidden_dim, head.out_dim) == (D_V, 16, 8)
+    assert (head.in_dim, head.hidden_dim, head.out_dim) == (D_V, 16, 8 + D_V)  # MLP output + the skip
     assert head.manifest["encoder"]["layer"] == 1
 
 
