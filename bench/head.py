@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from machine_info import machine  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
-from ner_os.head import ProjectionHead, l2_normalise, shipped_head_path  # noqa: E402
+from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
 from ner_os.training import (  # noqa: E402
-    TEST_FILE, UNLABELLED, LabelledText, RetrievalTask, description_texts, encoder_factory, read_sentences,
+    TEST_FILE, UNLABELLED, LabelledText, RetrievalTask, description_texts, encoder_factory, project, read_sentences,
     read_type_names, relevant_documents, vector_cache,
 )
 
@@ -67,6 +67,29 @@ def span_figures(gold: list[LabelledText], detected: list[list[tuple[int, int]]]
             "n_gold": scores.n_gold, "n_detected": scores.n_detected}
 
 
+class StoredTokens:
+    """``encode_layers`` over the eval's token-vector store (``ner-os eval --vector-cache``).
+
+    The store holds the token vectors of every test sentence at one layer, so the full test set
+    costs no encoding after an eval run; slices it lacks are encoded (ONNX) and written to it.
+    """
+
+    def __init__(self, settings: Settings, texts: list[str], layer: int):
+        from ner_os.encoder.runtime import Encoder
+        from ner_os.evaluation.run import RememberingEncoder, TokenVectorStore, encoding_key
+
+        self.layer = layer
+        self.encoder = RememberingEncoder(Encoder.from_settings(settings, layer=layer))
+        self.encoder.encode_all(texts, store=TokenVectorStore(settings.cache_dir, encoding_key(self.encoder, settings)))
+
+    def encode_layers(self, texts, layers):
+        from ner_os.encoder.runtime import LayeredText
+
+        if list(layers) != [self.layer]:
+            raise ValueError(f"the token-vector store holds layer {self.layer} only, not {list(layers)}")
+        return [LayeredText({self.layer: item.vectors}, item.offsets) for item in self.encoder.encode(texts)]
+
+
 def test_vectors(settings: Settings, data: str | Path, layers: list[int], detector: str, sentences: int = 0,
                  seed: int = 0):
     """Gold and detected spans of the test sentences and their value vectors (one cached pass), and
@@ -80,7 +103,12 @@ def test_vectors(settings: Settings, data: str | Path, layers: list[int], detect
     test_types = sorted({label for t in gold for *_, label in t.spans})
     both = [LabelledText(t.text, t.spans + tuple((s, e, None) for s, e in spans)) for t, spans in zip(gold, detected)]
     cache = vector_cache(settings)
-    mentions = cache.load(both, layers, encoder_factory(settings), description="encoding test sentences")
+    texts = [t.text for t in gold]
+
+    def from_token_store(missing: list[int]):
+        return StoredTokens(settings, texts, *missing) if len(missing) == 1 else encoder_factory(settings)(missing)
+
+    mentions = cache.load(both, layers, from_token_store, description="reading test mentions")
     descriptions = cache.load(description_texts({t: type_names[t] for t in test_types}), layers,
                               encoder_factory(settings), description="encoding test type descriptions")
     return gold, detected, both, mentions, descriptions
@@ -94,9 +122,10 @@ def main(argv=None) -> dict:
                         help="another head to score on the same vectors (repeatable)")
     parser.add_argument("--raw-layers", default="", help="more layers whose raw vectors are scored, e.g. 8,12,17")
     parser.add_argument("--detector", default="spacy")
-    parser.add_argument("--sentences", type=int, default=2000,
-                        help="a fixed seeded subset of the 14,006 test sentences (0: all; encoding all of them "
-                             "takes hours on a small CPU)")
+    parser.add_argument("--sentences", type=int, default=0,
+                        help="a fixed seeded subset of the 14,006 test sentences [default 0: all; their token "
+                             "vectors are read from the eval's store (ner-os eval --vector-cache), or encoded once "
+                             "and kept there: ~45 min on a busy 2-core CPU]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "head.json"))
     args = parser.parse_args(argv)
@@ -119,13 +148,14 @@ def main(argv=None) -> dict:
     relevant = relevant_documents(pools["gold"], test_types)
     order = descriptions.label_of()
 
-    def score(at_layer: int, project) -> dict:
+    def score(at_layer: int, through: ProjectionHead | None) -> dict:
+        """Exact search at ``at_layer``: raw vectors (``through`` None) or through a head."""
         raw_queries = descriptions.vectors[at_layer][[order.index(t) for t in test_types]]
-        queries = dict(zip(test_types, project(raw_queries)))
-        return {pool: RetrievalTask(vectors, relevant).evaluate(at_layer, queries, project)
+        queries = dict(zip(test_types, project(through, raw_queries, "query")))
+        return {pool: RetrievalTask(vectors, relevant).evaluate(at_layer, queries, lambda x: project(through, x))
                 for pool, vectors in pools.items()}
 
-    reports = {"raw": score(layer, l2_normalise), "head": score(layer, head.project)}
+    reports = {"raw": score(layer, None), "head": score(layer, head)}
     four = {f"{kind}_{pool}": round(reports[kind][pool].macro["r_precision"], 4)
             for pool in ("gold", "detected") for kind in ("raw", "head")}
     result = {
@@ -156,14 +186,14 @@ def main(argv=None) -> dict:
     result["spans"] = {"n_gold": spans["n_gold"], "n_detected": spans["n_detected"]}
     if len(layers) > 1:
         result["raw_by_layer"] = {str(at): {pool: round(report.macro["r_precision"], 4)
-                                            for pool, report in score(at, l2_normalise).items()} for at in layers}
+                                            for pool, report in score(at, None).items()} for at in layers}
     for item in args.compare:
         name, _, directory = item.partition("=")
         other = ProjectionHead.load(directory)
         result.setdefault("compare", {})[name] = {
             "layer": other.encoder["layer"], "types": len(other.manifest.get("training", {}).get("types", [])),
             **{pool: round(report.macro["r_precision"], 4)
-               for pool, report in score(other.encoder["layer"], other.project).items()}}
+               for pool, report in score(other.encoder["layer"], other).items()}}
     meta = json.loads((cache.directory(both) / "meta.json").read_text())
     result["encoding"] = {"passes": meta["passes"], "note": "encoder time of the cached pass(es); 0 s here means a cache hit"}
     result.update(command="python " + " ".join(["bench/head.py"] + (argv if argv is not None else sys.argv[1:])),

@@ -1,13 +1,17 @@
-"""Layer choice and head hyper-parameters, measured on dev types held out of the 36 INTER train types.
+"""Layer choice and head recipe, measured on dev types held out of the 36 INTER train types.
 
-1. raw value vectors at several layers: macro R-Precision of the dev types' descriptions;
-2. at the best raw layer, a sweep of losses and hyper-parameters (each run scored after every
-   epoch; a run's score is its best epoch), the leaders rerun with other seeds;
-3. the chosen configuration trained at the best raw layers.
+Three dev folds: the plan's 8 dev types and two other seeded draws (one type per coarse category
+each time), over the same 8,000 encoded train-slice sentences; every figure is the mean over the
+folds (per fold in the JSON). The 17 test types are never touched here.
 
-The 17 test types are never touched here. Value vectors come from the cache that ``ner-os train``
-fills (one encoder pass reads every layer). Writes ``bench/results/layers.json`` and, with
-``--docs``, the table in ``docs/layers.md``.
+1. raw value vectors at several layers;
+2. at the best raw layer, the head recipe built up one part at a time (the format-1 MLP head, then
+   per-role centering, the skip, the query map), then single changes to the chosen recipe; each run
+   is scored after every epoch and the epoch with the best fold mean is kept;
+3. the chosen recipe at the other best raw layers.
+
+Value vectors come from the cache that ``ner-os train`` fills. Writes ``bench/results/layers.json``
+and, with ``--docs``, ``docs/layers.md``:
 
     python bench/layers.py --data ../shared/data/fewnerd-inter --docs
 """
@@ -30,96 +34,86 @@ sys.path.insert(0, str(ROOT / "bench"))
 from machine_info import machine  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
+from ner_os.head import l2_normalise  # noqa: E402
 from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
 
-# Stage 1 of the sweep: the loss family, each at two learning rates. "paper triplet" is the
-# reference recipe (triplet on cosine distance, margin 0.5, anchors = type descriptions, half the
-# negatives the hardest of the batch) without its bugs.
-LOSSES = {
-    "paper triplet": dict(loss="triplet", mention_weight=0.0, hard_pairs_per_type=0, input_norm="none"),
-    "triplet + hard pairs": dict(loss="triplet", mention_weight=0.0),
-    "triplet + hard pairs + mention term": dict(loss="triplet", mention_weight=0.5),
-    "infonce t=0.05 + hard pairs": dict(loss="infonce", mention_weight=0.0),
-    "infonce t=0.05 + hard pairs + mention term": dict(loss="infonce", mention_weight=0.5),
-    "infonce t=0.1 + hard pairs + mention term": dict(loss="infonce", mention_weight=0.5, temperature=0.1),
+FOLD_SEEDS = (1, 2)  # besides the plan's own dev types
+# The recipe, one part at a time; "centering only" trains nothing.
+RECIPE = {
+    "MLP only (format-1 head: InfoNCE + mention term)": dict(centering="none", query_map_ridge=0.0, skip_weight=0.0),
+    "per-role centering + query map, nothing trained": None,
+    "+ per-role centering": dict(query_map_ridge=0.0, skip_weight=0.0),  # the MLP on centred input
+    "+ skip 0.5": dict(query_map_ridge=0.0),
+    "+ query map (the recipe)": {},
 }
-LEARNING_RATES = (1e-3, 2e-4)
-# Stage 2: one change at a time to the best of stage 1.
+CHOSEN = "+ query map (the recipe)"
 VARIATIONS = {
-    "no hard pairs": dict(hard_pairs_per_type=0),
-    "16 hard pairs": dict(hard_pairs_per_type=16),
-    "rms input": dict(input_norm="rms"),
-    "raw input": dict(input_norm="none"),
-    "lr 5e-5": dict(lr=5e-5),
-    "dropout 0.3": dict(dropout=0.3),
-    "weight decay 0.05": dict(weight_decay=0.05),
-    "64 mentions per type": dict(mentions_per_type=64),
+    "skip 0.3": dict(skip_weight=0.3),
+    "skip 0.7": dict(skip_weight=0.7),
+    "query map ridge 0.03": dict(query_map_ridge=0.03),
+    "temperature 0.1": dict(temperature=0.1),
     "mention weight 1.0": dict(mention_weight=1.0),
-    "hidden 1000": dict(hidden_dim=1000),
+    "dropout 0.3": dict(dropout=0.3),
+    "seed 1": dict(seed=1),
 }
-SEEDS = (1, 2)
 
 
-def rounded(values: dict) -> dict:
-    return {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()}
+class Centred:
+    """The per-role input transforms of a recipe alone, as a head: nothing trained."""
+
+    def __init__(self, data, config: TrainConfig):
+        self.tensors = data.input_transforms(config)
+
+    def project(self, x, role="mention"):
+        x = x - self.tensors.get(f"offset.{role}", 0)
+        return l2_normalise(x @ self.tensors[f"map.{role}"] if f"map.{role}" in self.tensors else x)
 
 
-class Runner:
-    """Trains heads on the train types at a layer and scores them on the dev types after every epoch."""
+class Folds:
+    """Trains a recipe on every fold's train types and scores it on that fold's dev types."""
 
     def __init__(self, train_set):
-        self.train_set = train_set
-        self._data, self._evaluators = {}, {}
+        self.folds = [train_set] + [train_set.refold(seed) for seed in FOLD_SEEDS]
+        self._cache: dict = {}
 
-    def __call__(self, layer: int, config: TrainConfig) -> dict:
-        if layer not in self._data:  # built once per layer: the hard pairs are computed once
-            self._data[layer] = self.train_set.training_data(layer, hold_out_dev=True)
-            self._evaluators[layer] = self.train_set.dev_evaluator(layer)
-        data = self._data[layer]
-        identity = {"profile": "bench", "layer": layer, "d_v": int(data.mentions.shape[1])}
-        result = train_head(data, config, identity, self._evaluators[layer], progress=False)
-        best = max(result.history, key=lambda record: record["dev"])
-        return {"best": rounded(best), "last": rounded(result.history[-1]), "seconds": round(result.seconds, 1),
-                "curve": [round(record["dev"], 4) for record in result.history]}
+    def _fold(self, index: int, layer: int):
+        if (index, layer) not in self._cache:
+            fold = self.folds[index]
+            self._cache[index, layer] = fold.training_data(layer, hold_out_dev=True), fold.dev_evaluator(layer)
+        return self._cache[index, layer]
+
+    def raw(self, layer: int) -> dict:
+        return summarise([[self._fold(i, layer)[1](None)] for i in range(len(self.folds))])
+
+    def run(self, layer: int, config: TrainConfig | None, base: TrainConfig) -> dict:
+        curves = []
+        for index in range(len(self.folds)):
+            data, evaluate = self._fold(index, layer)
+            if config is None:
+                curves.append([evaluate(Centred(data, base))])
+                continue
+            identity = {"profile": "bench", "layer": layer, "d_v": int(data.mentions.shape[1])}
+            curves.append(train_head(data, config, identity, evaluate, progress=False).history)
+        return summarise(curves)
 
 
-def sweep(run: Runner, layer: int, base: TrainConfig, log) -> tuple[TrainConfig, dict]:
-    results = {}
-
-    def record(name: str, change: dict) -> None:
-        results[name] = {"change": change, **run(layer, dataclasses.replace(base, **change))}
-        log(f"  {name:52s} best dev {results[name]['best']['dev']:.4f} at epoch {results[name]['best']['epoch']:2d}"
-            f" ({results[name]['seconds']:.0f} s)")
-
-    for name, change in LOSSES.items():
-        for lr in LEARNING_RATES:
-            record(f"{name}, lr {lr:g}", {**change, "lr": lr})
-    stage_one = max(results, key=lambda name: results[name]["best"]["dev"])
-    chosen = dataclasses.replace(base, **results[stage_one]["change"])
-    for name, change in VARIATIONS.items():
-        if all(getattr(chosen, key) == value for key, value in change.items()):
-            continue
-        record(f"{stage_one} + {name}", {**results[stage_one]["change"], **change})
-    leaders = sorted(results, key=lambda name: -results[name]["best"]["dev"])[:2]
-    for name in leaders:
-        config = dataclasses.replace(base, **results[name]["change"])
-        seeds = [run(layer, dataclasses.replace(config, seed=seed))["best"] for seed in SEEDS]
-        all_seeds = [results[name]["best"]] + seeds
-        results[name]["seeds"] = {"best_dev": [s["dev"] for s in all_seeds], "epoch": [s["epoch"] for s in all_seeds],
-                                  "mean_best_dev": round(float(np.mean([s["dev"] for s in all_seeds])), 4)}
-        log(f"  seeds of {name}: {results[name]['seeds']}")
-    winner = max(leaders, key=lambda name: results[name]["seeds"]["mean_best_dev"])
-    epochs = int(round(np.median(results[winner]["seeds"]["epoch"])))
-    return dataclasses.replace(base, **results[winner]["change"], epochs=epochs), {"runs": results, "winner": winner}
+def summarise(curves: list[list[dict]]) -> dict:
+    """Per fold, per epoch records -> the epoch with the best mean ``dev`` over the folds."""
+    means = np.mean([[record["dev"] for record in curve] for curve in curves], axis=0)
+    best = int(np.argmax(means))
+    return {"dev": round(float(means[best]), 4), "epoch": best + 1,
+            "folds": [round(curve[best]["dev"], 4) for curve in curves],
+            "dev_only": round(float(np.mean([curve[best]["dev_only"] for curve in curves])), 4),
+            "dev_all": round(float(np.mean([curve[best]["dev_all"] for curve in curves])), 4),
+            "curve": [round(float(value), 4) for value in means]}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="the Few-NERD INTER folder")
-    parser.add_argument("--layers", default="6,8,9,12,15,17", help="layers of the raw sweep")
+    parser.add_argument("--layers", default="6,8,9,12,15,17", help="layers of the raw comparison")
     parser.add_argument("--head-layers", type=int, default=3, help="how many of the best raw layers get a head")
-    parser.add_argument("--sweep-layer", type=int, help="layer of the hyper-parameter sweep [default: best raw]")
-    parser.add_argument("--epochs", type=int, default=15, help="epochs of each sweep run (best epoch is kept)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of each run (the best mean epoch is kept)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "layers.json"))
     parser.add_argument("--docs", action="store_true", help="also write docs/layers.md")
     args = parser.parse_args(argv)
@@ -129,42 +123,49 @@ def main(argv=None) -> dict:
     settings = Settings.resolve()
     plan = DataPlan()
     train_set = load_train_set(settings, args.data, layers, plan)
-    log(f"dev types: {', '.join(train_set.dev_types)}")
+    folds = Folds(train_set)
+    log("dev folds: " + " | ".join(", ".join(fold.dev_types) for fold in folds.folds))
 
-    raw = {layer: rounded(train_set.dev_evaluator(layer)(None)) for layer in layers}
+    raw = {layer: folds.raw(layer) for layer in layers}
     for layer in layers:
-        log(f"raw layer {layer:2d}: {raw[layer]}")
+        log(f"raw layer {layer:2d}: {raw[layer]['dev']:.4f} {raw[layer]['folds']}")
     by_raw = sorted(layers, key=lambda layer: -raw[layer]["dev"])
-    sweep_layer = args.sweep_layer if args.sweep_layer is not None else by_raw[0]
+    base = TrainConfig(epochs=args.epochs)
 
-    log(f"sweep at layer {sweep_layer}")
-    run = Runner(train_set)
-    chosen, sweep_results = sweep(run, sweep_layer, TrainConfig(epochs=args.epochs), log)
-    log(f"chosen: {sweep_results['winner']} -> {chosen}")
+    def record(results: dict, layer: int, name: str, change: dict | None) -> None:
+        config = None if change is None else dataclasses.replace(base, **change)
+        results[name] = {"change": change, **folds.run(layer, config, base)}
+        log(f"  L{layer} {name:52s} dev {results[name]['dev']:.4f} at epoch {results[name]['epoch']} "
+            f"{results[name]['folds']}")
 
-    heads = {}
-    for layer in sorted(set(by_raw[: args.head_layers]) | {sweep_layer}):
-        heads[layer] = run(layer, chosen)
-        log(f"head layer {layer:2d}: {heads[layer]['last']}")
-    default_layer = max(heads, key=lambda layer: heads[layer]["last"]["dev"])
+    recipe: dict = {}
+    for name, change in RECIPE.items():
+        record(recipe, by_raw[0], name, change)
+    variations: dict = {}
+    for name, change in VARIATIONS.items():
+        record(variations, by_raw[0], name, change)
+    heads = {by_raw[0]: recipe[CHOSEN]}
+    for layer in by_raw[1: args.head_layers]:
+        record(heads, layer, f"{CHOSEN} at layer {layer}", {})
+        heads[layer] = heads.pop(f"{CHOSEN} at layer {layer}")
+    default_layer = max(heads, key=lambda layer: heads[layer]["dev"])
 
-    data = train_set.training_data(sweep_layer, hold_out_dev=True)
+    data = train_set.training_data(by_raw[0], hold_out_dev=True)
     report = {
-        "what": "macro R-Precision of held-out dev types (descriptions as queries) over dev sentences; "
-                "dev_only: pool of dev-type gold mentions; dev_all: all gold mentions; dev: their mean",
-        "dev_types": train_set.dev_types,
-        "train_types": data.types,
+        "what": "macro R-Precision of held-out dev types (descriptions as queries) over dev sentences, mean of "
+                f"{len(folds.folds)} folds; dev_only: pool of dev-type gold mentions; dev_all: all gold mentions; "
+                "dev: their mean",
+        "dev_folds": [fold.dev_types for fold in folds.folds],
         "plan": dataclasses.asdict(plan),
-        "dev_sentences": int(len(train_set.dev_sentences)),
-        "train_sentences": int(len(train_set.train_sentences)),
-        "train_mentions": int(len(data.labels)),
+        "train_mentions_fold_0": int(len(data.labels)),
         "raw": {str(layer): values for layer, values in raw.items()},
-        "sweep_layer": sweep_layer,
-        "sweep": sweep_results,
-        "chosen_config": dataclasses.asdict(chosen),
+        "recipe_layer": by_raw[0],
+        "recipe": recipe,
+        "variations": variations,
+        "base_config": dataclasses.asdict(base),
         "heads": {str(layer): values for layer, values in heads.items()},
         "default_layer": default_layer,
-        "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
+        "command": "python " + " ".join(["bench/layers.py"] + (argv if argv is not None else sys.argv[1:])),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "seconds": round(time.perf_counter() - started, 1),
@@ -179,45 +180,53 @@ def main(argv=None) -> dict:
 
 def render_docs(report: dict) -> str:
     raw, heads = report["raw"], report["heads"]
+    folds = report["dev_folds"]
     lines = [
-        "# Layer choice (Gemma 3 270M)",
+        "# Layer choice and head recipe (Gemma 3 270M)",
         "",
-        "Which block's value vectors ner-os reads, chosen by measurement on **dev types held out of the 36",
-        "Few-NERD INTER train types** — never on the 17 test types. Queries are the dev types' plain-words",
-        "descriptions, read at their last token like a mention; documents are held-out sentences ranked by",
-        "their best mention (exact cosine). `dev_only`: the pool holds the dev types' gold mentions;",
-        "`dev_all`: every gold mention of those sentences (train types too); `dev`: their mean.",
+        "Measured on **dev types held out of the 36 Few-NERD INTER train types** — never on the 17 test",
+        "types. Queries are the dev types' plain-words descriptions, read at their last token; documents",
+        "are held-out sentences ranked by their best mention (exact cosine). `dev_only`: the pool holds the",
+        "dev types' gold mentions (like the gold-span test); `dev_all`: every gold mention of those",
+        "sentences, train types too (like detected spans); `dev`: their mean. Every figure is the mean of",
+        f"{len(folds)} folds (8 dev types each, one per coarse category; heads train on the other 28 in the",
+        "sentences that hold no dev type):",
         "",
-        f"Dev types: {', '.join(report['dev_types'])}.",
-        f"{report['dev_sentences']} dev sentences; heads trained on {report['train_mentions']} mentions of "
-        f"{len(report['train_types'])} types in {report['train_sentences']} other sentences.",
+        *[f"{i + 1}. {', '.join(types)}" for i, types in enumerate(folds)],
         "",
-        "| layer | raw dev_only | raw dev_all | raw dev | head dev_only | head dev_all | head dev |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "## Raw value vectors and heads by layer",
+        "",
+        "| layer | raw dev_only | raw dev_all | raw dev | head dev | head / raw |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for layer in sorted(raw, key=int):
-        head = heads.get(layer, {}).get("last")
-        head_cells = [f"{head[k]:.3f}" for k in ("dev_only", "dev_all", "dev")] if head else ["", "", ""]
+        head = heads.get(layer)
+        cells = [f"{head['dev']:.3f}", f"{head['dev'] / raw[layer]['dev']:.2f}x"] if head else ["", ""]
         lines.append(f"| {layer} | {raw[layer]['dev_only']:.3f} | {raw[layer]['dev_all']:.3f} | "
-                     f"{raw[layer]['dev']:.3f} | " + " | ".join(head_cells) + " |")
-    config = report["chosen_config"]
+                     f"{raw[layer]['dev']:.3f} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"**Default layer: {report['default_layer']}** (best head `dev`). Heads use the configuration chosen",
-        f"by the sweep at layer {report['sweep_layer']} (`{report['sweep']['winner']}`, {config['epochs']} epochs).",
+        f"**Default layer: {report['default_layer']}** (best head `dev`).",
         "",
-        "## Loss and hyper-parameter sweep",
+        f"## The head recipe, one part at a time (layer {report['recipe_layer']})",
         "",
-        f"At layer {report['sweep_layer']}, each run scored after every epoch; best epoch shown.",
-        "",
-        "| run | best dev | at epoch | dev after last epoch | seeds (best dev) |",
-        "|---|---:|---:|---:|---|",
+        "| run | dev | per fold | best epoch |",
+        "|---|---:|---|---:|",
+        f"| raw value vectors | {raw[str(report['recipe_layer'])]['dev']:.3f} | "
+        f"{', '.join(f'{x:.3f}' for x in raw[str(report['recipe_layer'])]['folds'])} | |",
     ]
-    for name, run_result in report["sweep"]["runs"].items():
-        seeds = run_result.get("seeds", {}).get("best_dev")
-        lines.append(f"| {name} | {run_result['best']['dev']:.3f} | {run_result['best']['epoch']} | "
-                     f"{run_result['last']['dev']:.3f} | {', '.join(f'{s:.3f}' for s in seeds) if seeds else ''} |")
+    for section in ("recipe", "variations"):
+        if section == "variations":
+            lines += ["", "Single changes to the recipe:", "", "| run | dev | per fold | best epoch |",
+                      "|---|---:|---|---:|"]
+        runs = report[section]
+        for name in sorted(runs, key=lambda name: runs[name]["change"] is None):  # untrained rows last
+            run = runs[name]
+            lines.append(f"| {name} | {run['dev']:.3f} | {', '.join(f'{x:.3f}' for x in run['folds'])} | "
+                         f"{run['epoch'] if run['change'] is not None else ''} |")
     lines += [
+        "",
+        "Why each part is there, and what else was tried: `ner_os/heads/gemma3-270m/MODEL_CARD.md`.",
         "",
         f"Reproduce: `{report['command']}` ({report['date']}, {report['machine']['cpu_count']} CPUs, "
         f"{report['seconds']:.0f} s with cached value vectors).",
