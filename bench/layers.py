@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from machine_info import machine  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
-from ner_os.head import l2_normalise  # noqa: E402
+from ner_os.head import l2_normalise, transform_input  # noqa: E402
 from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
 
 FOLD_SEEDS = (1, 2)  # besides the plan's own dev types
@@ -65,8 +65,7 @@ class Centred:
         self.tensors = data.input_transforms(config)
 
     def project(self, x, role="mention"):
-        x = x - self.tensors.get(f"offset.{role}", 0)
-        return l2_normalise(x @ self.tensors[f"map.{role}"] if f"map.{role}" in self.tensors else x)
+        return l2_normalise(transform_input(x, self.tensors, role))
 
 
 class Folds:

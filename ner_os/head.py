@@ -48,6 +48,17 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, np.float32(1e-12))
 
 
+def transform_input(x: np.ndarray, tensors: Mapping[str, np.ndarray], role: str) -> np.ndarray:
+    """The per-role input transform: ``x - offset.<role>``, then ``@ map.<role>``, each where present."""
+    if role not in ROLES:
+        raise ConfigError(f"projection head role {role!r}: expected one of {', '.join(ROLES)}")
+    if OFFSET_NAMES[role] in tensors:
+        x = x - tensors[OFFSET_NAMES[role]]
+    if MAP_NAMES[role] in tensors:
+        x = x @ tensors[MAP_NAMES[role]]
+    return x
+
+
 def silu(x: np.ndarray) -> np.ndarray:
     # x * sigmoid(x), written so that large negative x neither overflows nor warns
     return x * (0.5 * (1.0 + np.tanh(0.5 * x)))
@@ -81,10 +92,10 @@ class ProjectionHead:
             raise ConfigError(f"projection head weights lack {', '.join(missing)}")
         self.weights = {name: np.asarray(weights[name], dtype=np.float32) for name in PARAMETER_NAMES}
         self.manifest = dict(manifest)
-        self.offsets = {role: np.asarray(weights[name], dtype=np.float32) for role, name in OFFSET_NAMES.items()
-                        if name in weights}
-        self.maps = {role: np.asarray(weights[name], dtype=np.float32) for role, name in MAP_NAMES.items()
-                     if name in weights}
+        self.input_tensors = {name: np.asarray(weights[name], dtype=np.float32)
+                              for name in (*OFFSET_NAMES.values(), *MAP_NAMES.values()) if name in weights}
+        self.offsets = {role: self.input_tensors[name] for role, name in OFFSET_NAMES.items() if name in weights}
+        self.maps = {role: self.input_tensors[name] for role, name in MAP_NAMES.items() if name in weights}
         hidden_w, hidden_b = self.weights["hidden.weight"], self.weights["hidden.bias"]
         output_w, output_b = self.weights["output.weight"], self.weights["output.bias"]
         if hidden_w.ndim != 2 or output_w.ndim != 2 or hidden_b.shape != (hidden_w.shape[0],) \
@@ -132,15 +143,10 @@ class ProjectionHead:
         ``role``: ``mention`` for vectors read at a mention in its text, ``query`` for type
         descriptions read alone; it picks the input transform (heads without one ignore it).
         """
-        if role not in ROLES:
-            raise ConfigError(f"projection head role {role!r}: expected one of {', '.join(ROLES)}")
         x = np.asarray(x, dtype=np.float32)
         if x.shape[-1] != self.in_dim:
             raise ConfigError(f"projection head expects {self.in_dim}-d vectors, got shape {x.shape}")
-        if role in self.offsets:
-            x = x - self.offsets[role]
-        if role in self.maps:
-            x = x @ self.maps[role]
+        x = transform_input(x, self.input_tensors, role)
         if self.input_norm == "rms":
             x = x / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + np.float32(1e-12))
         hidden = silu(x @ self._hidden_wt + self.weights["hidden.bias"])
@@ -174,8 +180,7 @@ class ProjectionHead:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {**self.weights, **{OFFSET_NAMES[role]: offset for role, offset in self.offsets.items()},
-                   **{MAP_NAMES[role]: map_ for role, map_ in self.maps.items()}}
+        tensors = {**self.weights, **self.input_tensors}
         save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, str(directory / WEIGHTS_FILE))
         manifest = {key: value for key, value in self.manifest.items() if key != "source"}
         manifest.update(format=FORMAT, format_version=FORMAT_VERSION)

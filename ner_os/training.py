@@ -396,14 +396,11 @@ class TrainingData:
 
     def transformed(self, config: "TrainConfig") -> tuple[np.ndarray, np.ndarray]:
         """Mentions and anchors through :meth:`input_transforms`, as the head will see them."""
-        from ner_os.head import MAP_NAMES, OFFSET_NAMES
+        from ner_os.head import transform_input
 
         tensors = self.input_transforms(config)
-        mentions = self.mentions - tensors.get(OFFSET_NAMES["mention"], 0)
-        anchors = self.anchors - tensors.get(OFFSET_NAMES["query"], 0)
-        if MAP_NAMES["query"] in tensors:
-            anchors = anchors @ tensors[MAP_NAMES["query"]]
-        return mentions.astype(np.float32), anchors.astype(np.float32)
+        return (transform_input(self.mentions, tensors, "mention").astype(np.float32),
+                transform_input(self.anchors, tensors, "query").astype(np.float32))
 
     def confusable_pairs(self, neighbours: int) -> np.ndarray:
         """:func:`confusable_pairs` of these mentions, computed once per neighbour count."""
