@@ -253,8 +253,8 @@ def matching_mentions_query(vector: Sequence[float], min_score: float) -> dict:
 
     Exact scoring (the k-NN ``knn_score`` script, brute force over the mentions): tagging must not
     depend on how the HNSW graph happened to be built. On 2.19 ``knn_score`` gives the same
-    ``(1 + cosine) / 2`` as the approximate search for the cosinesimil space (the integration tests
-    check it).
+    ``(1 + cosine) / 2`` as the approximate search for the cosinesimil space, up to float rounding
+    (~1e-6; the integration tests check it).
     """
     return {
         "nested": {
