@@ -108,7 +108,7 @@ def _train_config_options(command):
               help="Directory for the head [default: <data dir of ner-os>/heads/<profile>-L<layer>]")
 @click.option("--hold-out-dev", is_flag=True,
               help="Leave the dev types out of training and print their R-Precision after every epoch")
-@click.option("--train-sentences", type=int, help="Sentences sampled for training [default: 6000]")
+@click.option("--train-sentences", type=int, help="Sentences sampled for training [default: all free of dev types]")
 @click.option("--dev-sentences", type=int, help="Sentences sampled for the dev types [default: 2000]")
 @_train_config_options
 @friendly_errors
