@@ -1,8 +1,10 @@
 """Layer choice and head recipe, measured on dev types held out of the 36 INTER train types.
 
 Three dev folds: the plan's 8 dev types and two other seeded draws (one type per coarse category
-each time), over the same 8,000 encoded train-slice sentences; every figure is the mean over the
-folds (per fold in the JSON). The 17 test types are never touched here.
+each time), over the same 8,000 encoded train-slice sentences (6,000 train, 2,000 dev: every layer
+compared is encoded, so this runs on a subsample; ``bench/train_size.py`` measures what all of them
+give at the chosen layer); every figure is the mean over the folds (per fold in the JSON). The 17
+test types are never touched here.
 
 1. raw value vectors at several layers;
 2. at the best raw layer, the head recipe built up one part at a time (the format-1 MLP head, then
@@ -38,6 +40,9 @@ from ner_os.head import l2_normalise, transform_input  # noqa: E402
 from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
 
 FOLD_SEEDS = (1, 2)  # besides the plan's own dev types
+# Every layer compared is encoded, so the comparison runs on a subsample of the train sentences;
+# bench/train_size.py measures what all of them give at the chosen layer.
+LAYER_SENTENCES = 6000
 # The recipe, one part at a time; "centering only" trains nothing.
 RECIPE = {
     "MLP only (format-1 head: InfoNCE + mention term)": dict(centering="none", query_map_ridge=0.0, skip_weight=0.0),
@@ -69,11 +74,22 @@ class Centred:
 
 
 class Folds:
-    """Trains a recipe on every fold's train types and scores it on that fold's dev types."""
+    """Trains a recipe on every fold's train types and scores it on that fold's dev types.
 
-    def __init__(self, train_set):
-        self.folds = [train_set] + [train_set.refold(seed) for seed in FOLD_SEEDS]
+    ``n_train``: train on a seeded draw of that many of each fold's train sentences (None: all).
+    """
+
+    def __init__(self, train_set, n_train: int | None = None):
+        folds = [train_set] + [train_set.refold(seed) for seed in FOLD_SEEDS]
+        if n_train is not None:
+            folds = [dataclasses.replace(fold, train_sentences=self._draw(fold.train_sentences, n_train))
+                     for fold in folds]
+        self.folds = folds
         self._cache: dict = {}
+
+    @staticmethod
+    def _draw(sentences: np.ndarray, n: int) -> np.ndarray:
+        return np.sort(np.random.default_rng(0).permutation(sentences)[:n])
 
     def _fold(self, index: int, layer: int):
         if (index, layer) not in self._cache:
@@ -120,7 +136,7 @@ def main(argv=None) -> dict:
     log = lambda line: print(line, flush=True)  # noqa: E731
     layers = [int(layer) for layer in args.layers.split(",")]
     settings = Settings.resolve()
-    plan = DataPlan()
+    plan = DataPlan(n_train=LAYER_SENTENCES)
     train_set = load_train_set(settings, args.data, layers, plan)
     folds = Folds(train_set)
     log("dev folds: " + " | ".join(", ".join(fold.dev_types) for fold in folds.folds))
@@ -192,6 +208,10 @@ def render_docs(report: dict) -> str:
         "sentences that hold no dev type):",
         "",
         *[f"{i + 1}. {', '.join(types)}" for i, types in enumerate(folds)],
+        "",
+        f"The sentences: a seeded draw of {report['plan']['n_train']:,} train-slice sentences free of the first fold's",
+        f"dev types and {report['plan']['n_dev']:,} holding one, encoded at every layer compared. The shipped head",
+        "trains on all the train-slice sentences at the default layer; `bench/train_size.py` measures what that gives.",
         "",
         "## Raw value vectors and heads by layer",
         "",
