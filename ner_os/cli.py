@@ -238,8 +238,11 @@ def _head_output_dimension(settings: Settings) -> int:
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when lines were rejected")
 @click.option("--max-line-bytes", type=int, help="Longer lines are rejected [default: 8 MiB]")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal]")
+@click.option("--replace-index", is_flag=True,
+              help="Delete the index (documents and registered types) first: after changing the head or model")
 @friendly_errors
-def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, max_line_bytes, progress, **flags):
+def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, max_line_bytes, progress,
+                 replace_index, **flags):
     """Load a JSONL corpus into the index (INPUT: a file, .gz or not, or - for stdin).
 
     One JSON object per line: "text" (required), "id" (optional; else a hash of the line's content),
@@ -253,7 +256,8 @@ def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, ma
     from ner_os.load import load
 
     summary = load(source, settings_from(**flags), dry_run=dry_run, shard=parse_shard(shard), resume=resume,
-                   rejects=rejects_path, max_line_bytes=max_line_bytes or MAX_LINE_BYTES, progress=progress)
+                   rejects=rejects_path, max_line_bytes=max_line_bytes or MAX_LINE_BYTES, progress=progress,
+                   replace_index=replace_index)
     click.echo(summary.describe())
     if summary.rejected and not allow_rejects:
         sys.exit(1)

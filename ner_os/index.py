@@ -183,7 +183,8 @@ def check_dimension(client: OpenSearch, name: str, dim: int) -> None:
     stored = index_vector_dimension(client, name)
     if stored is not None and stored != dim:
         raise ConfigError(f"index {name!r} stores {stored}-d mention vectors but the head gives {dim}-d vectors; "
-                          "use the head it was loaded with, another --index, or delete the index")
+                          "use the head it was loaded with, another --index, or reload into a new one "
+                          "(ner-os load --replace-index)")
 
 
 # --- the cluster ------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ def load(
     detector=None,
     client=None,
     tagger: Tagger | None = None,
+    replace_index: bool = False,
     **flags: Any,
 ) -> LoadSummary:
     """Load a JSONL corpus (a path, or ``-`` for stdin; gzip or plain) into the settings' index.
@@ -154,9 +155,14 @@ def load(
     index left. ``embedder`` (a :class:`ner_os.mentions.MentionEmbedder`), ``detector`` (with
     ``detect(texts)``) and ``client`` replace what the settings would build; ``tagger`` fills each
     mention's ``types`` (see :data:`Tagger`). ``progress``: None shows a bar on a terminal only.
+    ``replace_index`` deletes the index, with the types registered on it, before loading: after a
+    change of head or encoder, whose vectors cannot share an index with the old ones.
     """
     settings = Settings.resolve(**flags) if settings is None else settings.replace(**flags)
     _check_options(shard, settings, max_line_bytes)
+    if replace_index and (dry_run or shard[1] > 1):
+        raise ConfigError("--replace-index deletes the index: not with --dry-run, and not per --shard "
+                          "(replace it once, then start the shards)")
     rejects_path = Path(rejects) if rejects is not None else default_rejects_path(source, shard)
     if str(source) != STDIN and rejects_path.resolve() == Path(source).resolve():
         raise ConfigError(f"the reject file {rejects_path} would overwrite the input: choose another --rejects")
@@ -169,6 +175,8 @@ def load(
     if detector is None:
         detector = default_detector()
     if target is not None:
+        if replace_index:
+            target.drop_index()
         target.prepare_index(settings, embedder.dim)
         if tagger is None:
             tagger = target.registered_type_tagger()
@@ -679,6 +687,18 @@ class ClusterTarget:
         else:
             wait_until_reachable(client, settings.opensearch_url or "the given client's cluster", settings.timeout_s)
         return cls(client, settings.index)
+
+    def drop_index(self) -> None:
+        """Delete the index and the records of the types registered on it (their vectors came from
+        the model that filled it)."""
+        from ner_os.registered_types import delete_type_record, read_types
+
+        for registered in read_types(self.client, self.index):
+            delete_type_record(self.client, self.index, registered.name)
+            log.warning("index %s replaced: registered type %r removed (add it again with ner-os types add)",
+                        self.index, registered.name)
+        if self.client.indices.exists(index=self.index):
+            self.client.indices.delete(index=self.index)
 
     def prepare_index(self, settings: Settings, dim: int) -> None:
         """Create the index for ``dim``-d mention vectors when missing; refuse one of another size."""

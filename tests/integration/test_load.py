@@ -325,6 +325,29 @@ def test_an_index_of_another_dimension_is_refused(client, opensearch_url, fresh_
         run(write_corpus(tmp_path / "c.jsonl", corpus_lines(2)), opensearch_url, fresh_index, tmp_path, embedder)
 
 
+def test_replace_index_reloads_an_index_the_old_head_filled(client, opensearch_url, fresh_index, embedder, tmp_path):
+    from ner_os import registered_types as rt
+
+    old_dim = embedder.dim + 1
+    index_module.install_templates(client, Settings.resolve(index=fresh_index), old_dim)
+    index_module.create_index(client, fresh_index, old_dim)
+    rt.store_type(client, fresh_index, rt.new_type("river", np.ones(old_dim, dtype=np.float32)))
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(6))
+
+    summary = run(corpus, opensearch_url, fresh_index, tmp_path, embedder, replace_index=True)
+
+    assert summary.documents == 6 and len(snapshot(client, fresh_index)) == 6
+    assert index_module.index_vector_dimension(client, fresh_index) == embedder.dim
+    assert rt.read_types(client, fresh_index) == []
+
+
+def test_replace_index_is_refused_per_shard_and_in_a_dry_run(opensearch_url, fresh_index, embedder, tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(2))
+    for options in ({"shard": (0, 2)}, {"dry_run": True}):
+        with pytest.raises(ConfigError, match="--replace-index"):
+            run(corpus, opensearch_url, fresh_index, tmp_path, embedder, replace_index=True, **options)
+
+
 def test_the_tagger_fills_mention_types(client, opensearch_url, fresh_index, embedder, tmp_path):
     def tag_by_sign(vectors):
         return [["positive"] if vector[0] > 0 else [] for vector in vectors]
