@@ -53,6 +53,7 @@ class NerOs:
         self._embedder = embedder
         self._type_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._dimensions: dict[str, int] = {}
+        self._checked_vectors: set[str] = set()
         self._server_hybrid: dict[str, bool] = {}
         self._neural_search: bool | None = None
 
@@ -74,15 +75,20 @@ class NerOs:
             self._embedder = MentionEmbedder.from_settings(self.settings)
         return self._embedder
 
-    def encoder_identity(self) -> dict[str, Any]:
-        """What produced the vectors: stored with each registered type."""
-        from ner_os.head import encoder_identity
+    def encoder_identity(self) -> dict[str, Any] | None:
+        """What produced the vectors (``MentionEmbedder.identity``): stored with each registered type."""
+        from ner_os.mentions import vectors_identity
 
-        embedder = self.embedder
-        identity = encoder_identity(embedder.encoder)
-        identity["head"] = embedder.head.manifest.get("source") if embedder.head is not None else None
-        identity["dim"] = int(embedder.dim)
-        return identity
+        return vectors_identity(self.embedder)
+
+    def check_index_vectors(self, index: str | None = None) -> None:
+        """Refuse an index whose recorded vectors another encoder or head made (checked once per index)."""
+        from ner_os.index import check_vectors
+
+        index = self.index_name(index)
+        if index not in self._checked_vectors:
+            check_vectors(self.opensearch, index, self.encoder_identity())
+            self._checked_vectors.add(index)
 
     def type_vector(self, description: str) -> np.ndarray:
         """The description's unit vector (float32 ``[dim]``), computed once per description."""
@@ -97,6 +103,14 @@ class NerOs:
         if len(self._type_vectors) > TYPE_VECTOR_CACHE_SIZE:
             self._type_vectors.popitem(last=False)
         return vector
+
+    def index_type_vector(self, description: str, index: str | None = None) -> list[float]:
+        """The description's vector for querying ``index``: checked against the index's dimension and
+        the model that filled it (a missing index fails before the model loads)."""
+        dim = self.vector_dimension(index)
+        vector = self.type_vector(description)
+        self.check_index_vectors(index)
+        return q.check_vector(vector, dim)
 
     def clear_type_vectors(self) -> None:
         """Forget the cached type vectors (the next query of each description encodes it again)."""
@@ -165,8 +179,7 @@ class NerOs:
         """
         query = q.TypeQuery(description, size=size, offset=offset, k=k, hybrid=hybrid, min_score=min_score,
                             filters=filters, mentions_per_hit=mentions_per_hit)
-        self.vector_dimension(index)  # a missing index fails before the model loads
-        return self.search_vector(self.type_vector(query.description), query, index=index)
+        return self.search_vector(self.index_type_vector(query.description, index), query, index=index)
 
     def search_vector(self, vector: Sequence[float], query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:
         """:meth:`search_type` for a vector already computed: the OpenSearch part alone."""
@@ -181,7 +194,7 @@ class NerOs:
         """The complete request for Dashboards Dev Tools (``GET <index>/_search…`` and its body)."""
         query = q.TypeQuery(description, **options)
         index = self.index_name(index)
-        vector = q.check_vector(self.type_vector(query.description), self.vector_dimension(index))
+        vector = self.index_type_vector(query.description, index)
         return q.dsl_request(vector, query, index=index, server_hybrid=query.hybrid and self.server_hybrid(index),
                              pipeline=self.pipeline(index))
 
@@ -191,7 +204,7 @@ class NerOs:
         if query.min_score is not None or query.filters:
             raise NerOsError("the search template covers top-k k-NN queries: drop --min-score and --filter")
         index = self.index_name(index)
-        vector = q.check_vector(self.type_vector(query.description), self.vector_dimension(index))
+        vector = self.index_type_vector(query.description, index)
         template_id = q.install_search_template(self.opensearch, index)
         return q.template_request_line(index, template_id, vector, query)
 
@@ -230,7 +243,7 @@ class NerOs:
         """Store the type and tag every mention of the index scoring >= ``min_score`` with its name."""
         index = self.index_name(index)
         description = q.check_description(description)
-        vector = q.check_vector(self.type_vector(description), self.vector_dimension(index))
+        vector = self.index_type_vector(description, index)
         registered = rt.new_type(description, np.asarray(vector, dtype=np.float32), name=name, min_score=min_score,
                                  encoder=self.encoder_identity())
         return rt.register(self.opensearch, index, registered)

@@ -15,6 +15,7 @@ was trained.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -136,6 +137,15 @@ class ProjectionHead:
     @property
     def encoder(self) -> dict[str, Any]:
         return dict(self.manifest.get("encoder", {}))
+
+    @property
+    def digest(self) -> str:
+        """A short sha256 of every tensor (names, shapes, values): two heads with one digest project alike."""
+        hasher = hashlib.sha256()
+        for name, tensor in sorted({**self.weights, **self.input_tensors}.items()):
+            hasher.update(f"{name}{tensor.shape}".encode())
+            hasher.update(np.ascontiguousarray(tensor, dtype=np.float32).tobytes())
+        return hasher.hexdigest()[:16]
 
     def project(self, x: np.ndarray, role: str = "mention") -> np.ndarray:
         """Value vectors ``[n, d_v]`` (or one ``[d_v]``) -> unit vectors ``[n, out]`` (or ``[out]``).

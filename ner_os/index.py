@@ -29,6 +29,7 @@ from ner_os.errors import ClusterError, ConfigError
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
 COMPONENT_SUFFIXES = ("document", "mentions")
 PIPELINE_KINDS = ("minmax", "rrf")
+VECTORS_META = "ner_os_vectors"  # key in the document index mapping's _meta
 DEFAULT_PARAMS: dict[str, Any] = {
     "hnsw_m": 16,
     "hnsw_ef_construction": 128,
@@ -147,15 +148,21 @@ def remove_templates(client: OpenSearch, index: str) -> None:
         _ignore_missing(client.transport.perform_request, "DELETE", f"/_search/pipeline/{pipeline_name(index, kind)}")
 
 
-def create_index(client: OpenSearch, name: str, dim: int, **params: Any) -> bool:
+def create_index(client: OpenSearch, name: str, dim: int, vectors: Mapping[str, Any] | None = None,
+                 **params: Any) -> bool:
     """Create the document index ``name`` for ``dim``-d mention vectors; False when it already exists
-    (with that dimension: another one raises ``ConfigError``)."""
+    (with that dimension: another one raises ``ConfigError``). ``vectors``: what makes them (see
+    ``MentionEmbedder.identity``), kept in the mapping's ``_meta`` so that loads and queries made
+    with another encoder or head are refused."""
     require_knn(client)
     if client.indices.exists(index=name):
         check_dimension(client, name, dim)
         return False
+    body = index_body(name, dim, **params)
+    if vectors is not None:
+        body["mappings"].setdefault("_meta", {})[VECTORS_META] = dict(vectors)
     try:
-        client.indices.create(index=name, body=index_body(name, dim, **params))
+        client.indices.create(index=name, body=body)
     except os_errors.RequestError as error:
         if error.error == "resource_already_exists_exception":  # created concurrently
             check_dimension(client, name, dim)
@@ -176,6 +183,31 @@ def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
         if "dimension" in vector:
             return int(vector["dimension"])
     return None
+
+
+def index_vectors(client: OpenSearch, name: str) -> dict | None:
+    """What made the index's mention vectors (``create_index``'s ``vectors``); None when not recorded."""
+    try:
+        mappings = client.indices.get_mapping(index=name)
+    except os_errors.NotFoundError:
+        return None
+    for index_mapping in mappings.values():
+        recorded = index_mapping.get("mappings", {}).get("_meta", {}).get(VECTORS_META)
+        if recorded is not None:
+            return dict(recorded)
+    return None
+
+
+def check_vectors(client: OpenSearch, name: str, vectors: Mapping[str, Any] | None) -> None:
+    """Raise ``ConfigError`` when index ``name`` records vectors made by another encoder or head."""
+    recorded = index_vectors(client, name) if vectors is not None else None
+    if recorded is None or recorded == dict(vectors):
+        return
+    differing = sorted(key for key in set(recorded) | set(vectors) if recorded.get(key) != vectors.get(key))
+    said = "; ".join(f"{key} {recorded.get(key)!r} in the index, {vectors.get(key)!r} now" for key in differing)
+    raise ConfigError(f"index {name!r} was filled by another model ({said}): its vectors and these do not "
+                      "compare; use the head and model it was loaded with, another --index, or reload into a "
+                      "new one (ner-os load --replace-index)")
 
 
 def check_dimension(client: OpenSearch, name: str, dim: int) -> None:

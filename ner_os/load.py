@@ -54,6 +54,7 @@ from ner_os.corpus import (
     read_lines,
 )
 from ner_os.errors import ClusterError, ConfigError, NerOsError
+from ner_os.mentions import vectors_identity
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def load(
     if target is not None:
         if replace_index:
             target.drop_index()
-        target.prepare_index(settings, embedder.dim)
+        target.prepare_index(settings, embedder.dim, vectors_identity(embedder))
         if tagger is None:
             tagger = target.registered_type_tagger()
 
@@ -230,12 +231,8 @@ def default_detector():
 
 def pipeline_identity(embedder, detector) -> dict[str, Any]:
     """What produced the vectors: a checkpoint left by another model, head or detector is not resumed."""
-    from ner_os.head import encoder_identity
-
-    head = getattr(embedder, "head", None)
     return {
-        "encoder": encoder_identity(embedder.encoder),
-        "head": None if head is None else str(head.manifest.get("source", "in-memory")),
+        "vectors": vectors_identity(embedder),
         "dim": int(embedder.dim),
         "detector": str(getattr(detector, "name", type(detector).__name__)),
     }
@@ -700,18 +697,21 @@ class ClusterTarget:
         if self.client.indices.exists(index=self.index):
             self.client.indices.delete(index=self.index)
 
-    def prepare_index(self, settings: Settings, dim: int) -> None:
-        """Create the index for ``dim``-d mention vectors when missing; refuse one of another size."""
-        from ner_os.index import check_dimension, create_index, index_vector_dimension, install_templates
+    def prepare_index(self, settings: Settings, dim: int, vectors: dict | None = None) -> None:
+        """Create the index for ``dim``-d mention vectors when missing, recording ``vectors`` (what makes
+        them); refuse one of another size, or one whose vectors another encoder or head made."""
+        from ner_os.index import check_dimension, check_vectors, create_index, index_vector_dimension, \
+            install_templates
 
         if self.client.indices.exists(index=self.index):
             check_dimension(self.client, self.index, dim)
             if index_vector_dimension(self.client, self.index) is None:
                 raise ConfigError(f"index {self.index!r} has no mentions.vector field, so it was not made by "
                                   "ner-os: choose another --index")
+            check_vectors(self.client, self.index, vectors)
         else:
             install_templates(self.client, settings, dim)
-            create_index(self.client, self.index, dim)
+            create_index(self.client, self.index, dim, vectors)
         flat = self.client.indices.get_settings(index=self.index, include_defaults=True, flat_settings=True)
         values = next(iter(flat.values()))
         merged = {**values.get("defaults", {}), **values.get("settings", {})}

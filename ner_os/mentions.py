@@ -87,6 +87,13 @@ class MentionEmbedder:
     def dim(self) -> int:
         return self.head.out_dim if self.head is not None else int(self.encoder.d_v)
 
+    def identity(self) -> dict:
+        """What makes its vectors comparable with another embedder's: encoder, layer, head, dimension."""
+        from ner_os.head import encoder_identity
+
+        return {**encoder_identity(self.encoder), "head": self.head.digest if self.head is not None else None,
+                "dim": int(self.dim)}
+
     def embed(self, texts: Sequence[str], spans: Sequence[Sequence], role: str = "mention") -> list[np.ndarray]:
         """One float32 ``[n_spans_i, dim]`` array of unit vectors per text, rows in span order.
 
@@ -143,3 +150,9 @@ def embed_type(description: str, settings=None, **flags) -> np.ndarray:
 
     settings = settings.replace(**flags) if settings is not None else Settings.resolve(**flags)
     return embedder_for(settings).embed_type(description)
+
+
+def vectors_identity(embedder) -> dict | None:
+    """``embedder.identity()`` for a :class:`MentionEmbedder`; None for a stand-in that has none."""
+    identity = getattr(embedder, "identity", None)
+    return identity() if callable(identity) else None

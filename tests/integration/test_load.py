@@ -20,6 +20,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.helpers import scan
 
 from ner_os import index as index_module
+from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
 from ner_os.load import load
@@ -339,6 +340,33 @@ def test_replace_index_reloads_an_index_the_old_head_filled(client, opensearch_u
     assert summary.documents == 6 and len(snapshot(client, fresh_index)) == 6
     assert index_module.index_vector_dimension(client, fresh_index) == embedder.dim
     assert rt.read_types(client, fresh_index) == []
+
+
+def test_an_index_filled_by_another_head_of_the_same_size_is_refused(
+        client, opensearch_url, fresh_index, embedder, tmp_path):
+    from ner_os.head import ProjectionHead
+    from ner_os.mentions import MentionEmbedder
+
+    def with_head(seed):
+        rng = np.random.default_rng(seed)
+        d_v = embedder.dim
+        weights = {"hidden.weight": rng.normal(size=(8, d_v)), "hidden.bias": rng.normal(size=8),
+                   "output.weight": rng.normal(size=(6, 8)), "output.bias": rng.normal(size=6)}
+        return MentionEmbedder(embedder.encoder, ProjectionHead(weights, {"encoder": {}}))
+
+    first, second = with_head(0), with_head(1)
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(3))
+    run(corpus, opensearch_url, fresh_index, tmp_path, first)
+    assert index_module.index_vectors(client, fresh_index) == first.identity()
+
+    with pytest.raises(ConfigError, match="filled by another model.*head"):
+        run(corpus, opensearch_url, fresh_index, tmp_path, second)
+    settings = Settings.resolve(opensearch_url=opensearch_url, index=fresh_index)
+    assert NerOs(settings, opensearch=client, embedder=first).search_type("river", hybrid=False)
+    with pytest.raises(ConfigError, match="filled by another model"):
+        NerOs(settings, opensearch=client, embedder=second).search_type("river", hybrid=False)
+    run(corpus, opensearch_url, fresh_index, tmp_path, second, replace_index=True)
+    assert index_module.index_vectors(client, fresh_index) == second.identity()
 
 
 def test_replace_index_is_refused_per_shard_and_in_a_dry_run(opensearch_url, fresh_index, embedder, tmp_path):

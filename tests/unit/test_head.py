@@ -91,6 +91,16 @@ def test_save_then_load_gives_the_same_head_and_manifest(tmp_path):
     assert loaded.manifest["source"] == str(tmp_path / "h")
 
 
+def test_digest_follows_the_weights_not_the_place(tmp_path):
+    head = make_head()
+    head.save(tmp_path / "h")
+    assert ProjectionHead.load(tmp_path / "h").digest == head.digest
+    assert make_head(seed=1).digest != head.digest
+    nudged = dict(head.weights)
+    nudged["output.bias"] = nudged["output.bias"] + np.float32(1e-3)
+    assert ProjectionHead(nudged, head.manifest).digest != head.digest
+
+
 def test_load_names_what_is_missing_or_broken(tmp_path):
     with pytest.raises(ConfigError, match="head.safetensors not found"):
         ProjectionHead.load(tmp_path)
