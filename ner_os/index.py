@@ -171,15 +171,19 @@ def create_index(client: OpenSearch, name: str, dim: int, vectors: Mapping[str, 
     return True
 
 
+def _mappings(client: OpenSearch, name: str) -> list[dict]:
+    """The ``mappings`` of each index ``name`` resolves to; [] when there is none."""
+    try:
+        response = client.indices.get_mapping(index=name)
+    except os_errors.NotFoundError:
+        return []
+    return [index_mapping.get("mappings", {}) for index_mapping in response.values()]
+
+
 def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
     """The dimension of ``mentions.vector`` in index ``name``; None when the index or field is absent."""
-    try:
-        mappings = client.indices.get_mapping(index=name)
-    except os_errors.NotFoundError:
-        return None
-    for index_mapping in mappings.values():
-        properties = index_mapping.get("mappings", {}).get("properties", {})
-        vector = properties.get("mentions", {}).get("properties", {}).get("vector", {})
+    for mappings in _mappings(client, name):
+        vector = mappings.get("properties", {}).get("mentions", {}).get("properties", {}).get("vector", {})
         if "dimension" in vector:
             return int(vector["dimension"])
     return None
@@ -187,12 +191,8 @@ def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
 
 def index_vectors(client: OpenSearch, name: str) -> dict | None:
     """What made the index's mention vectors (``create_index``'s ``vectors``); None when not recorded."""
-    try:
-        mappings = client.indices.get_mapping(index=name)
-    except os_errors.NotFoundError:
-        return None
-    for index_mapping in mappings.values():
-        recorded = index_mapping.get("mappings", {}).get("_meta", {}).get(VECTORS_META)
+    for mappings in _mappings(client, name):
+        recorded = mappings.get("_meta", {}).get(VECTORS_META)
         if recorded is not None:
             return dict(recorded)
     return None
