@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine_info import machine  # noqa: E402
+from machine_info import write_result  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.head import l2_normalise, transform_input  # noqa: E402
@@ -180,13 +179,8 @@ def main(argv=None) -> dict:
         "base_config": dataclasses.asdict(base),
         "heads": {str(layer): values for layer, values in heads.items()},
         "default_layer": default_layer,
-        "command": "python " + " ".join(["bench/layers.py"] + (argv if argv is not None else sys.argv[1:])),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
-        "seconds": round(time.perf_counter() - started, 1),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report, "bench/layers.py", argv, started)
     if args.docs:
         (ROOT / "docs" / "layers.md").write_text(render_docs(report))
     log(f"default layer {default_layer}; wrote {args.out}")

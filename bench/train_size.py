@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from layers import Folds  # noqa: E402
-from machine_info import machine  # noqa: E402
+from machine_info import write_result  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.profiles import resolve_profile  # noqa: E402
@@ -63,13 +62,8 @@ def main(argv=None) -> dict:
         "base_config": dataclasses.asdict(base),
         "raw": raw,
         "runs": runs,
-        "command": "python " + " ".join(["bench/train_size.py"] + (argv if argv is not None else sys.argv[1:])),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
-        "seconds": round(time.perf_counter() - started, 1),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report, "bench/train_size.py", argv, started)
     print(f"wrote {args.out}")
     return report
 
