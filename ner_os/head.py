@@ -15,6 +15,7 @@ was trained.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -138,7 +139,7 @@ class ProjectionHead:
     def encoder(self) -> dict[str, Any]:
         return dict(self.manifest.get("encoder", {}))
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """A short sha256 of every tensor (names, shapes, values): two heads with one digest project alike."""
         hasher = hashlib.sha256()
