@@ -2,15 +2,16 @@
 
 ``Linear(d_v -> hidden) -> SiLU -> Linear(hidden -> out)``, output L2-normalised. Two optional
 parts (format 2): an input transform per role -- the mean value vector of training mentions is
-taken from a mention, the mean of training type descriptions from a description, and a description
-is then mapped by a linear map fit from phrases read alone to the same phrases read in context,
-because a description read alone at the start of a text sits in another region of value space than
-a mention read in context -- and a skip: the centred input, L2-normalised, concatenated to the MLP output with weight
-``skip_weight`` (cosine in the joint space = ``w`` * raw cosine + ``(1-w)`` * MLP cosine), so the
-head keeps the raw geometry that separates types it never saw. It is applied with numpy (no torch
-import: the loader and the query path stay light); training lives in :mod:`ner_os.training`. A head is a directory with ``head.safetensors`` and ``manifest.json``; the
-manifest ties it to the encoder it was trained on (profile, model, layer, d_v) and records how it
-was trained.
+taken from a mention, the mean of training type descriptions from a description (a description
+read alone sits in another region of value space than a mention read in its sentence), and,
+where the head has one, a linear map fit from phrases read alone to the same phrases read in
+context is applied to a description after that -- and a skip: the centred input, L2-normalised,
+concatenated to the MLP output with weight ``skip_weight`` (cosine in the joint space = ``w`` *
+raw cosine + ``(1-w)`` * MLP cosine), so the head keeps the raw geometry that separates types it
+never saw. It is applied with numpy (no torch import: the loader and the query path stay light);
+training lives in :mod:`ner_os.training`. A head is a directory with ``head.safetensors`` and
+``manifest.json``; the manifest ties it to the encoder it was trained on (profile, model, layer,
+d_v) and records how it was trained.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ FORMAT = "ner-os-projection-head"
 FORMAT_VERSION = 2
 log = logging.getLogger(__name__)
 SHIPPED_HEADS = Path(__file__).parent / "heads"
+# how the descriptions a head was trained on were read (ner_os.mentions.description_text); heads
+# trained before it was recorded read them as the first token of a text
+DESCRIPTIONS_READ = "after one space"
 # the parameter names shared with the torch module in ner_os.training
 PARAMETER_NAMES = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
 # rms: each input row divided by its root mean square (scale-free, entries of order 1)
@@ -227,7 +231,12 @@ class ProjectionHead:
         except (SafetensorError, OSError) as error:
             raise ConfigError(f"{weights_path}: cannot read safetensors ({error})") from None
         manifest["source"] = str(directory)
-        return cls(weights, manifest)
+        head = cls(weights, manifest)
+        if head.maps and manifest.get("training", {}).get("descriptions_read") != DESCRIPTIONS_READ:
+            log.warning("projection head %s maps descriptions read as the first token of a text; ner-os now reads "
+                        "them after one space, so its query map misplaces them: retrain it with `ner-os train`",
+                        directory)
+        return head
 
 
 def shipped_head_path(profile: str) -> Path | None:

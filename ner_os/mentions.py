@@ -52,12 +52,19 @@ def _preview(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def description_span(description: str) -> tuple[int, int]:
-    """The whole description as one span, surrounding whitespace left out."""
+def description_text(description: str) -> tuple[str, tuple[int, int]]:
+    """The text the encoder reads for a description (or any phrase) read alone, and its span in it.
+
+    The stripped description after one space, the whole of it one span. The space matters: the
+    profiles' tokenizers (SentencePiece without a dummy prefix, byte-level BPE) give a word at the
+    very start of a text another token than the same word inside a sentence -- Gemma's ``actor``
+    against ``▁actor`` -- and mentions are read inside sentences. On the dev types it lifts raw
+    value vectors from 0.641 to 0.703 macro R-Precision (docs/layers.md).
+    """
     if not isinstance(description, str) or not description.strip():
         raise NerOsError(f"a type description must be non-empty text, got {description!r}")
-    start = len(description) - len(description.lstrip())
-    return start, len(description.rstrip())
+    text = " " + description.strip()
+    return text, (1, len(text))
 
 
 class MentionEmbedder:
@@ -119,14 +126,15 @@ class MentionEmbedder:
         return out
 
     def embed_type(self, description: str) -> np.ndarray:
-        """The description's vector (float32 ``[dim]``): raw text, no template, the whole string one span."""
+        """The description's vector (float32 ``[dim]``): no template, the whole string one span (:func:`description_text`)."""
         return self.embed_types([description])[0]
 
     def embed_types(self, descriptions: Sequence[str]) -> np.ndarray:
         """float32 ``[n, dim]``: :meth:`embed_type` for several descriptions in one encoder call."""
-        spans = [[description_span(description)] for description in descriptions]
-        return np.concatenate(self.embed(list(descriptions), spans, role="query")) if descriptions else \
-            np.zeros((0, self.dim), dtype=np.float32)
+        if not descriptions:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        texts, spans = zip(*(description_text(description) for description in descriptions))
+        return np.concatenate(self.embed(list(texts), [[span] for span in spans], role="query"))
 
     def project(self, raw: np.ndarray, role: str = "mention") -> np.ndarray:
         """Raw value vectors -> unit vectors in this embedder's space (``role``: see :meth:`embed`)."""

@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ner_os.errors import ConfigError, NerOsError
-from ner_os.head import ProjectionHead, l2_normalise
-from ner_os.mentions import description_span, last_token_indices
+from ner_os.head import DESCRIPTIONS_READ, ProjectionHead, l2_normalise
+from ner_os.mentions import description_text, last_token_indices
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,11 @@ def encode_mentions(encoder, texts: Sequence[LabelledText], layers: Sequence[int
     return out
 
 
-def mention_phrases(texts: Sequence[LabelledText]) -> tuple[list[LabelledText], np.ndarray]:
+ReadAlone = Callable[[str], tuple[str, tuple[int, int]]]  # phrase -> (text to encode, its span in it)
+
+
+def mention_phrases(texts: Sequence[LabelledText], read_alone: ReadAlone = description_text
+                    ) -> tuple[list[LabelledText], np.ndarray]:
     """Each distinct mention surface as a text of its own (read alone, like a description), and per
     mention of ``texts`` (in span order) the index of its surface among them."""
     surfaces = [t.text[start:end] for t in texts for start, end, _ in t.spans]
@@ -254,17 +258,17 @@ def mention_phrases(texts: Sequence[LabelledText]) -> tuple[list[LabelledText], 
     index = {surface: i for i, surface in enumerate(distinct)}
     phrase_texts = []
     for surface in distinct:
-        start, end = description_span(surface)
-        phrase_texts.append(LabelledText(surface, ((start, end, None),)))
+        text, (start, end) = read_alone(surface)
+        phrase_texts.append(LabelledText(text, ((start, end, None),)))
     return phrase_texts, np.asarray([index[surface] for surface in surfaces], dtype=np.int64)
 
 
-def description_texts(type_names: Mapping[str, str]) -> list[LabelledText]:
+def description_texts(type_names: Mapping[str, str], read_alone: ReadAlone = description_text) -> list[LabelledText]:
     """Each type description as a text whose one span is the whole description, labelled with its type."""
     out = []
     for label in sorted(type_names):
-        start, end = description_span(type_names[label])
-        out.append(LabelledText(type_names[label], ((start, end, label),)))
+        text, (start, end) = read_alone(type_names[label])
+        out.append(LabelledText(text, ((start, end, label),)))
     return out
 
 
@@ -323,7 +327,7 @@ class TrainConfig:
                               ("none", "rms"))
     centering: str = _option("per-role", "per-role: subtract the training mentions' mean from mentions and the type "
                                          "descriptions' mean from descriptions; none: raw input", ("per-role", "none"))
-    query_map_ridge: float = _option(0.1, "Ridge strength of the map from phrases read alone to the same phrases "
+    query_map_ridge: float = _option(0.0, "Ridge strength of the map from phrases read alone to the same phrases "
                                           "in context, applied to descriptions (0: no map)")
     skip_weight: float = _option(0.5, "Weight of the centred input beside the MLP output in the joint space "
                                       "(0: the MLP output alone)")
@@ -389,7 +393,10 @@ class TrainingData:
         if config.centering == "per-role":
             out[OFFSET_NAMES["mention"]] = _mean(self.mentions)
             out[OFFSET_NAMES["query"]] = _mean(self.anchors)
-        if config.query_map_ridge and self.phrase_pairs is not None:
+        if config.query_map_ridge:
+            if self.phrase_pairs is None:
+                raise ConfigError("a query map (query_map_ridge > 0) is fit on mentions read alone and in context; "
+                                  "this training data has no such pairs")
             out[MAP_NAMES["query"]] = ridge_map(*self.phrase_pairs, config.query_map_ridge)
         self._transforms[key] = out
         return out
@@ -646,7 +653,8 @@ def _to_head(module, config: TrainConfig, encoder_identity, data: TrainingData, 
         "encoder": dict(encoder_identity),
         "architecture": {"dropout": config.dropout, "input_norm": config.input_norm, "skip_weight": config.skip_weight},
         "training": {"config": dataclasses.asdict(config), "types": list(data.types),
-                     "mentions": int(len(data.labels)), **dict(provenance or {})},
+                     "mentions": int(len(data.labels)), "descriptions_read": DESCRIPTIONS_READ,
+                     **dict(provenance or {})},
     }
     return ProjectionHead(weights, manifest)
 
@@ -777,9 +785,13 @@ def encoder_factory(settings) -> Callable[[Sequence[int]], Any]:
     return load
 
 
-def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: DataPlan = DataPlan()
-                   ) -> FewNerdTrainSet:
-    """Read the INTER train slices, pick the dev types and sentences, and get their value vectors (cached)."""
+def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: DataPlan = DataPlan(),
+                   phrases: bool = False, read_alone: ReadAlone = description_text) -> FewNerdTrainSet:
+    """Read the INTER train slices, pick the dev types and sentences, and get their value vectors (cached).
+
+    ``phrases``: also each distinct mention surface read alone, which a query map is fit on;
+    ``read_alone``: how a description or a surface is read alone (another way only to measure it).
+    """
     data_dir = Path(data_dir)
     type_names = read_type_names(data_dir)
     paths = [data_dir / name for name in TRAIN_FILES]
@@ -799,9 +811,11 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
     cache = vector_cache(settings)
     factory = encoder_factory(settings)
     mentions = cache.load([sentences[i] for i in chosen], layers, factory, description="encoding train sentences")
-    descriptions = cache.load(description_texts(type_names), layers, factory, description="encoding type descriptions")
-    phrase_texts, phrase_rows = mention_phrases([sentences[i] for i in chosen])
-    phrases = cache.load(phrase_texts, layers, factory, description="encoding mentions read alone")
+    descriptions = cache.load(description_texts(type_names, read_alone), layers, factory, description="encoding type descriptions")
+    phrase_vectors = phrase_rows = None
+    if phrases:
+        phrase_texts, phrase_rows = mention_phrases([sentences[i] for i in chosen], read_alone)
+        phrase_vectors = cache.load(phrase_texts, layers, factory, description="encoding mentions read alone")
     return FewNerdTrainSet(
         type_names=type_names,
         dev_types=dev_types,
@@ -810,7 +824,7 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
         mentions=mentions,
         descriptions=descriptions,
         data_files={path.name: file_sha256(path) for path in paths + [data_dir / TYPE_NAMES_FILE]},
-        phrases=phrases,
+        phrases=phrase_vectors,
         phrase_rows=phrase_rows,
     )
 
@@ -825,7 +839,7 @@ def train_on_fewnerd(settings, data_dir: str | Path, config: TrainConfig = Train
 
     profile = resolve_profile(settings.profile, settings.model, settings.layer)
     layer = profile.layer
-    train_set = load_train_set(settings, data_dir, [layer], plan)
+    train_set = load_train_set(settings, data_dir, [layer], plan, phrases=config.query_map_ridge > 0)
     data = train_set.training_data(layer, hold_out_dev)
     evaluate = train_set.dev_evaluator(layer) if hold_out_dev else None
     identity = {"profile": settings.profile, "model": profile.model, "layer": layer,

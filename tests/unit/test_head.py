@@ -176,9 +176,10 @@ def test_shipped_head_fits_the_default_profile():
     profile = PROFILES["gemma3-270m"]
     assert head.encoder == {"profile": profile.name, "model": profile.model, "layer": profile.layer, "d_v": profile.d_v}
     assert (head.in_dim, head.out_dim) == (profile.d_v, 500 + profile.d_v)  # MLP output + the skip
-    assert (sorted(head.offsets), sorted(head.maps), head.skip_weight) == (["mention", "query"], ["query"], 0.5)
+    assert (sorted(head.offsets), sorted(head.maps), head.skip_weight) == (["mention", "query"], [], 0.5)
     assert (path / "MODEL_CARD.md").is_file()
     training = head.manifest["training"]
+    assert training["descriptions_read"] == "after one space"
     assert len(training["types"]) == 36 and "CC BY-SA 4.0" in training["data"]
     head.check_compatible(FakeEncoder(layer=profile.layer, d_v=profile.d_v,
                                       profile=FakeProfile(profile.name, profile.model)))
@@ -205,6 +206,16 @@ def test_input_transforms_and_skip_follow_the_role_and_survive_a_round_trip(tmp_
     np.testing.assert_array_equal(loaded.project(x, "query"), head.project(x, "query"))
     with pytest.raises(ConfigError, match="role 'document'"):
         head.project(x, "document")
+
+
+@pytest.mark.parametrize("descriptions_read, warned", [(None, True), ("after one space", False)])
+def test_a_query_map_fit_on_descriptions_read_another_way_is_flagged(tmp_path, caplog, descriptions_read, warned):
+    base = make_head()
+    training = {**base.manifest["training"], **({"descriptions_read": descriptions_read} if descriptions_read else {})}
+    ProjectionHead({**base.weights, "map.query": np.eye(16)}, {**base.manifest, "training": training}).save(tmp_path)
+    with caplog.at_level("WARNING", logger="ner_os.head"):
+        ProjectionHead.load(tmp_path)
+    assert ("retrain it with `ner-os train`" in caplog.text) == warned
 
 
 def test_input_transforms_of_the_wrong_size_are_refused():

@@ -9,7 +9,7 @@ import pytest
 
 from ner_os.errors import NerOsError
 from ner_os.head import ProjectionHead, l2_normalise
-from ner_os.mentions import MentionEmbedder, description_span, last_token_indices
+from ner_os.mentions import MentionEmbedder, description_text, last_token_indices
 
 pytestmark = pytest.mark.unit
 
@@ -160,17 +160,27 @@ def test_spans_may_be_objects_with_start_and_end():
     np.testing.assert_array_equal(by_object, by_pair)
 
 
-def test_type_embedding_is_the_whole_description_as_one_span():
+def test_type_embedding_is_the_whole_description_as_one_span_after_one_space():
     encoder = FakeEncoder()
     embedder = MentionEmbedder(encoder)
     vector = embedder.embed_type("  river in Africa ")
-    text = "  river in Africa "
+    text = " river in Africa"  # stripped, then one space: its first word tokenised as inside a sentence
+    assert description_text("  river in Africa ") == (text, (1, len(text)))
     offsets = encoder.tokens(text)
-    last = last_token_indices(offsets, [description_span(text)], text)[0]
+    last = last_token_indices(offsets, [(1, len(text))], text)[0]
     assert text[offsets[last][0]:offsets[last][1]].strip() == "ica"
     np.testing.assert_allclose(vector, l2_normalise(encoder.vector(text, *offsets[last])), rtol=1e-6)
-    assert encoder.calls[-1] == [text]  # raw text, no template
+    assert encoder.calls[-1] == [text]  # no template
     assert vector.shape == (D_V,)
+
+
+def test_a_one_word_description_is_tokenised_as_the_word_inside_a_sentence():
+    encoder = FakeEncoder()
+    MentionEmbedder(encoder).embed_type("dinosaur")
+    (text,) = encoder.calls[-1]
+    first_piece_alone = text[slice(*encoder.tokens(text)[0])]
+    first_piece_in_sentence = "a dinosaur"[slice(*encoder.tokens("a dinosaur")[1])]
+    assert first_piece_alone == first_piece_in_sentence == " din"
 
 
 @pytest.mark.parametrize("description", ["", "   ", None])

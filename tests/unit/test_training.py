@@ -220,6 +220,13 @@ def test_numpy_head_equals_the_torch_module_in_eval_mode(input_norm, centering, 
         np.testing.assert_allclose(head.project(x, role), expected, atol=1e-5)
 
 
+def test_a_query_map_without_phrase_pairs_is_refused_not_skipped():
+    mentions, labels, anchors = synthetic(n_types=2, per_type=5)
+    data = TrainingData(mentions, labels, anchors, ["a", "b"])
+    with pytest.raises(training.ConfigError, match="query map"):
+        train_head(data, replace(SMALL, query_map_ridge=0.1, epochs=1), IDENTITY, progress=False)
+
+
 def test_confusable_pairs_point_to_the_nearest_wrong_type_mention():
     vectors = np.array([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.1, 0.99], [0.95, -0.2]])
     labels = np.array([0, 0, 1, 1, 1])
@@ -276,9 +283,14 @@ def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, m
     assert set(manifest["training"]["data_files"]) == {*training.TRAIN_FILES, "type_names.json"}
     assert {"dev_only", "dev_all", "dev"} <= set(result.history[-1])
     loads = [c for c in calls if c[0] == "load"]
-    # sentences, descriptions, then the mentions read alone; cached from now on
-    assert loads == [("load", [2]), ("load", [2]), ("load", [2])]
-    assert set(result.head.maps) == {"query"} and set(result.head.offsets) == {"mention", "query"}
+    # sentences, then descriptions; cached from now on
+    assert loads == [("load", [2]), ("load", [2])]
+    assert result.head.maps == {} and set(result.head.offsets) == {"mention", "query"}
+    calls.clear()
+    mapped = training.train_on_fewnerd(settings, data, replace(SMALL, epochs=1, query_map_ridge=0.1), plan=plan,
+                                       progress=False)
+    assert [c for c in calls if c[0] == "load"] == [("load", [2])]  # only the mentions read alone, for the map
+    assert set(mapped.head.maps) == {"query"}
     calls.clear()
     final = training.train_on_fewnerd(settings, data, replace(SMALL, epochs=1), plan=plan, progress=False)
     assert calls == []
