@@ -239,7 +239,8 @@ def _head_output_dimension(settings: Settings) -> int:
 @click.option("--max-line-bytes", type=int, help="Longer lines are rejected [default: 8 MiB]")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal]")
 @click.option("--replace-index", is_flag=True,
-              help="Delete the index (documents and registered types) first: after changing the head or model")
+              help="Delete the index first, keeping its registered types (re-embedded): after changing the "
+                   "head or model")
 @friendly_errors
 def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, max_line_bytes, progress,
                  replace_index, **flags):

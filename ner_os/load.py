@@ -156,8 +156,9 @@ def load(
     index left. ``embedder`` (a :class:`ner_os.mentions.MentionEmbedder`), ``detector`` (with
     ``detect(texts)``) and ``client`` replace what the settings would build; ``tagger`` fills each
     mention's ``types`` (see :data:`Tagger`). ``progress``: None shows a bar on a terminal only.
-    ``replace_index`` deletes the index, with the types registered on it, before loading: after a
-    change of head or encoder, whose vectors cannot share an index with the old ones.
+    ``replace_index`` deletes the index before loading: after a change of head or encoder, whose
+    vectors cannot share an index with the old ones; the types registered on it are kept,
+    re-embedded with the new model, and tag the documents loaded.
     """
     settings = Settings.resolve(**flags) if settings is None else settings.replace(**flags)
     _check_options(shard, settings, max_line_bytes)
@@ -177,7 +178,7 @@ def load(
         detector = default_detector()
     if target is not None:
         if replace_index:
-            target.drop_index()
+            target.drop_index(embedder)
         target.prepare_index(settings, embedder.dim, vectors_identity(embedder))
         if tagger is None:
             tagger = target.registered_type_tagger()
@@ -685,17 +686,20 @@ class ClusterTarget:
             wait_until_reachable(client, settings.opensearch_url or "the given client's cluster", settings.timeout_s)
         return cls(client, settings.index)
 
-    def drop_index(self) -> None:
-        """Delete the index and the records of the types registered on it (their vectors came from
-        the model that filled it)."""
-        from ner_os.registered_types import delete_type_record, read_types
+    def drop_index(self, embedder) -> None:
+        """Delete the index. The types registered on it stay, re-embedded with ``embedder`` (their old
+        vectors came from the model that filled it), so that the load tags its documents with them."""
+        from ner_os.registered_types import new_type, read_types, store_type
 
-        for registered in read_types(self.client, self.index):
-            delete_type_record(self.client, self.index, registered.name)
-            log.warning("index %s replaced: registered type %r removed (add it again with ner-os types add)",
-                        self.index, registered.name)
+        kept = read_types(self.client, self.index)
         if self.client.indices.exists(index=self.index):
             self.client.indices.delete(index=self.index)
+        for registered in kept:
+            store_type(self.client, self.index, new_type(
+                registered.description, embedder.embed_type(registered.description), name=registered.name,
+                min_score=registered.min_score, encoder=vectors_identity(embedder)))
+            log.info("index %s replaced: registered type %r re-embedded with the new model", self.index,
+                     registered.name)
 
     def prepare_index(self, settings: Settings, dim: int, vectors: dict | None = None) -> None:
         """Create the index for ``dim``-d mention vectors when missing, recording ``vectors`` (what makes

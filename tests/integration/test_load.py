@@ -332,14 +332,24 @@ def test_replace_index_reloads_an_index_the_old_head_filled(client, opensearch_u
     old_dim = embedder.dim + 1
     index_module.install_templates(client, Settings.resolve(index=fresh_index), old_dim)
     index_module.create_index(client, fresh_index, old_dim)
-    rt.store_type(client, fresh_index, rt.new_type("river", np.ones(old_dim, dtype=np.float32)))
+    rt.store_type(client, fresh_index, rt.new_type("river", np.ones(old_dim, dtype=np.float32), name="water",
+                                                   min_score=0.05))
     corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(6))
 
     summary = run(corpus, opensearch_url, fresh_index, tmp_path, embedder, replace_index=True)
 
-    assert summary.documents == 6 and len(snapshot(client, fresh_index)) == 6
+    documents = snapshot(client, fresh_index)
+    assert summary.documents == 6 and len(documents) == 6
     assert index_module.index_vector_dimension(client, fresh_index) == embedder.dim
-    assert rt.read_types(client, fresh_index) == []
+    (kept,) = rt.read_types(client, fresh_index)  # kept, re-embedded with the new model
+    assert (kept.name, kept.description, kept.min_score) == ("water", "river", 0.05)
+    np.testing.assert_allclose(kept.vector, embedder.embed_type("river"), atol=1e-6)
+    assert kept.encoder == embedder.identity()
+    # and it tagged the documents just loaded: (1 + cosine) / 2 >= 0.05 holds for nearly every mention
+    scores = [rt.knn_scores(np.asarray([m["vector"]]), kept.vector[None])[0, 0]
+              for source in documents.values() for m in source["mentions"]]
+    tagged = ["water" in m.get("types", []) for source in documents.values() for m in source["mentions"]]
+    assert tagged == [score >= 0.05 for score in scores] and any(tagged)
 
 
 def test_an_index_filled_by_another_head_of_the_same_size_is_refused(
