@@ -98,19 +98,22 @@ class Folds:
     def _draw(sentences: np.ndarray, n: int) -> np.ndarray:
         return np.sort(np.random.default_rng(0).permutation(sentences)[:n])
 
-    def _fold(self, index: int, layer: int):
-        if (index, layer) not in self._cache:
+    def _fold(self, index: int, layer: int, centroid_queries: bool = False):
+        key = (index, layer, centroid_queries)
+        if key not in self._cache:
             fold = self.folds[index]
-            self._cache[index, layer] = fold.training_data(layer, hold_out_dev=True), fold.dev_evaluator(layer)
-        return self._cache[index, layer]
+            self._cache[key] = fold.training_data(layer, hold_out_dev=True), fold.dev_evaluator(layer, centroid_queries)
+        return self._cache[key]
 
-    def raw(self, layer: int) -> dict:
-        return summarise([[self._fold(i, layer)[1](None)] for i in range(len(self.folds))])
+    def raw(self, layer: int, centroid_queries: bool = False) -> dict:
+        return summarise([[self._fold(i, layer, centroid_queries)[1](None)] for i in range(len(self.folds))])
 
-    def run(self, layer: int, config: TrainConfig | None, base: TrainConfig) -> dict:
+    def run(self, layer: int, config: TrainConfig | None, base: TrainConfig, centroid_queries: bool = False) -> dict:
+        """``centroid_queries``: each dev type queried by its gold mentions' mean, the ceiling of any
+        description (:meth:`ner_os.training.FewNerdTrainSet.dev_evaluator`)."""
         curves = []
         for index in range(len(self.folds)):
-            data, evaluate = self._fold(index, layer)
+            data, evaluate = self._fold(index, layer, centroid_queries)
             if config is None:
                 curves.append([evaluate(Centred(data, base))])
                 continue

@@ -2,7 +2,8 @@
 
 At the default layer, the chosen recipe (and its untrained input transforms) trained on a seeded
 draw of 6,000 and 12,000 of each fold's train sentences and on all of them, every run scored on
-the same dev sentences. Value vectors come from the cache that ``ner-os train`` fills (all the
+the same dev sentences; then the ceiling of any description: raw vectors and the recipe queried by
+the mean of each dev type's gold mentions. Value vectors come from the cache that ``ner-os train`` fills (all the
 train-slice sentences: the first run encodes them). Writes ``bench/results/train_size.json``:
 
     python bench/train_size.py --data ../shared/data/fewnerd-inter
@@ -53,15 +54,22 @@ def main(argv=None) -> dict:
         print(f"train sentences {name:>5}: untrained {runs[name]['untrained']['dev']:.4f}, recipe "
               f"{runs[name]['recipe']['dev']:.4f} at epoch {runs[name]['recipe']['epoch']} "
               f"{runs[name]['recipe']['folds']}", flush=True)
+    every = Folds(train_set)
+    ceiling = {"raw": every.raw(layer, centroid_queries=True),
+               "recipe": every.run(layer, base, base, centroid_queries=True)}
+    print(f"ceiling (each dev type queried by its gold mentions' mean): raw {ceiling['raw']['dev']:.4f}, "
+          f"recipe {ceiling['recipe']['dev']:.4f}", flush=True)
     report = {
         "what": "macro R-Precision of held-out dev types, mean of the dev folds of bench/layers.py, by the number of "
-                "train sentences per fold (untrained: the recipe's input transforms alone)",
+                "train sentences per fold (untrained: the recipe's input transforms alone); ceiling: all train "
+                "sentences, each dev type queried by the mean of its gold dev mentions instead of its description",
         "layer": layer,
         "plan": dataclasses.asdict(plan),
         "dev_folds": [fold.dev_types for fold in Folds(train_set).folds],
         "base_config": dataclasses.asdict(base),
         "raw": raw,
         "runs": runs,
+        "ceiling": ceiling,
     }
     write_result(args.out, report, "bench/train_size.py", argv, started)
     print(f"wrote {args.out}")

@@ -742,12 +742,26 @@ class FewNerdTrainSet:
         of_dev_type = np.flatnonzero(np.isin(np.asarray(pool.label_of(), dtype=object), self.dev_types))
         return {"dev_only": RetrievalTask(pool.subset(of_dev_type), relevant), "dev_all": RetrievalTask(pool, relevant)}
 
-    def dev_evaluator(self, layer: int) -> Callable[[ProjectionHead | None], dict[str, float]]:
+    def dev_evaluator(self, layer: int, centroid_queries: bool = False
+                      ) -> Callable[[ProjectionHead | None], dict[str, float]]:
+        """Dev retrieval for a head (None: raw vectors), queried by the dev types' descriptions.
+
+        ``centroid_queries``: queried instead by the mean of each dev type's projected gold mentions
+        -- not a query anyone could write, but the ceiling of placing descriptions in this space.
+        """
         tasks = self.dev_tasks()
         raw_queries = self.anchors(layer, self.dev_types)
+        gold = tasks["dev_only"].mentions
+        gold_labels = np.asarray(gold.label_of(), dtype=object)
+
+        def queries_for(head: ProjectionHead | None) -> dict[str, np.ndarray]:
+            if not centroid_queries:
+                return dict(zip(self.dev_types, project(head, raw_queries, "query")))
+            vectors = project(head, gold.vectors[layer])
+            return {label: l2_normalise(vectors[gold_labels == label].mean(axis=0)) for label in self.dev_types}
 
         def evaluate(head: ProjectionHead | None) -> dict[str, float]:
-            queries = dict(zip(self.dev_types, project(head, raw_queries, "query")))
+            queries = queries_for(head)
             scores = {name: task.evaluate(layer, queries, lambda x: project(head, x)).macro["r_precision"]
                       for name, task in tasks.items()}
             scores["dev"] = float(np.mean(list(scores.values())))

@@ -297,6 +297,19 @@ def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, m
     assert len(final.head.manifest["training"]["types"]) == 6
 
 
+def test_centroid_queries_find_a_type_its_description_misses(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(training, "encoder_factory", lambda settings: factory(calls))
+    data = write_tiny_fewnerd(tmp_path / "fewnerd")
+    names = json.loads((data / "type_names.json").read_text())
+    (data / "type_names.json").write_text(json.dumps({label: f"nothing{i}" for i, label in enumerate(names)}))
+    settings = Settings(cache_dir=str(tmp_path / "cache"), layer=2)
+    train_set = training.load_train_set(settings, data, [2], training.DataPlan(n_train=40, n_dev=30, dev_seed=3))
+    by_description = train_set.dev_evaluator(2)(None)["dev"]
+    by_centroid = train_set.dev_evaluator(2, centroid_queries=True)(None)["dev"]
+    assert by_centroid > 0.9 and by_centroid > by_description + 0.2
+
+
 def test_cli_train_writes_a_loadable_head(tmp_path, monkeypatch):
     from ner_os.cli import cli
 
