@@ -515,7 +515,6 @@ def _head_module(d_v: int, config: TrainConfig):
 
 def _loss(z, labels, anchors, config: TrainConfig, generator):
     """The anchor term (infonce or triplet) plus the weighted mention-mention term, on unit vectors."""
-    import torch
     import torch.nn.functional as F
 
     z = F.normalize(z, dim=-1)
