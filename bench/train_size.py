@@ -43,18 +43,18 @@ def main(argv=None) -> dict:
     plan = DataPlan()
     train_set = load_train_set(settings, args.data, [layer], plan)
     base = TrainConfig(epochs=args.epochs)
-    raw = Folds(train_set).raw(layer)
+    every = Folds(train_set)  # all of each fold's train sentences
+    raw = every.raw(layer)
     print(f"raw value vectors: {raw['dev']:.4f} {raw['folds']}", flush=True)
     runs = {}
     for n_train in SIZES:
-        folds = Folds(train_set, n_train)
+        folds = every if n_train is None else Folds(train_set, n_train)
         name = "all" if n_train is None else str(n_train)
         runs[name] = {"train_sentences": [int(len(fold.train_sentences)) for fold in folds.folds],
                       "untrained": folds.run(layer, None, base), "recipe": folds.run(layer, base, base)}
         print(f"train sentences {name:>5}: untrained {runs[name]['untrained']['dev']:.4f}, recipe "
               f"{runs[name]['recipe']['dev']:.4f} at epoch {runs[name]['recipe']['epoch']} "
               f"{runs[name]['recipe']['folds']}", flush=True)
-    every = Folds(train_set)
     ceiling = {"raw": every.raw(layer, centroid_queries=True),
                "recipe": every.run(layer, base, base, centroid_queries=True)}
     print(f"ceiling (each dev type queried by its gold mentions' mean): raw {ceiling['raw']['dev']:.4f}, "
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
                 "sentences, each dev type queried by the mean of its gold dev mentions instead of its description",
         "layer": layer,
         "plan": dataclasses.asdict(plan),
-        "dev_folds": [fold.dev_types for fold in Folds(train_set).folds],
+        "dev_folds": [fold.dev_types for fold in every.folds],
         "base_config": dataclasses.asdict(base),
         "raw": raw,
         "runs": runs,
