@@ -52,7 +52,6 @@ from ner_os.config import Settings
 from ner_os.errors import ConfigError, NerOsError
 from ner_os.evaluation.metrics import RetrievalReport, evaluate as score_rankings, is_catch_all_type
 from ner_os.evaluation.readers import GoldMention, Sentence, read_bio
-from ner_os.mentions import description_text
 from ner_os.load import StageClock
 
 log = logging.getLogger(__name__)
@@ -718,9 +717,8 @@ class EvalSession:
 
         if space not in self._query_clients:
             embedder = self.embedder(space)
-            # all descriptions in one encoder call, as embed_type reads them; each query's type_vector
-            # then reads them back
-            self._encoder.encode([description_text(t.description)[0] for t in self.types])
+            # all descriptions in one encoder call; each query's type_vector then reads them back
+            embedder.embed_types([t.description for t in self.types])
             self._query_clients[space] = NerOs(self.settings, opensearch=self.client, embedder=embedder)
         return self._query_clients[space]
 
