@@ -694,10 +694,11 @@ class ClusterTarget:
         kept = read_types(self.client, self.index)
         if self.client.indices.exists(index=self.index):
             self.client.indices.delete(index=self.index)
-        for registered in kept:
-            store_type(self.client, self.index, new_type(
-                registered.description, embedder.embed_type(registered.description), name=registered.name,
-                min_score=registered.min_score, encoder=vectors_identity(embedder)))
+        vectors = embedder.embed_types([registered.description for registered in kept])
+        for registered, vector in zip(kept, vectors):
+            store_type(self.client, self.index, new_type(registered.description, vector, name=registered.name,
+                                                         min_score=registered.min_score,
+                                                         encoder=vectors_identity(embedder)))
             log.info("index %s replaced: registered type %r re-embedded with the new model", self.index,
                      registered.name)
 
