@@ -10,6 +10,7 @@ import click
 from ner_os import __version__
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
+from ner_os.query import MENTION_MARGIN
 
 
 def friendly_errors(command):
@@ -277,7 +278,7 @@ def _type_query_options(command):
         click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
                      help="Document field condition, e.g. metadata.lang=en or metadata.year>=2000 (repeatable)"),
         click.option("--mentions", "mentions_per_hit", default=3, show_default=True,
-                     help="Matched mentions returned per document"),
+                     help="At most this many matched mentions per document"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -293,11 +294,15 @@ def _type_query_kwargs(size, offset, k, no_hybrid, min_score, filters, mentions_
 
 @cli.command()
 @_type_query_options
+@click.option("--mention-margin", type=click.FloatRange(0, 1), default=MENTION_MARGIN, show_default=True,
+              help="Leave out a document's mentions scoring less than its best one minus this (1: keep all); "
+                   "not in radial search")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per document (id, score, source, mentions)")
 @cluster_options
 @model_options
 @friendly_errors
-def search(description, size, offset, k, no_hybrid, min_score, filters, mentions_per_hit, as_json, **flags):
+def search(description, size, offset, k, no_hybrid, min_score, filters, mentions_per_hit, mention_margin, as_json,
+           **flags):
     """Documents that mention an entity of type DESCRIPTION (plain words: "dinosaur", "river in
     Africa"), best first, each with its matched mentions highlighted and scored."""
     import json
@@ -306,8 +311,8 @@ def search(description, size, offset, k, no_hybrid, min_score, filters, mentions
     from ner_os.query import format_results
 
     with NerOs(settings_from(**flags)) as ner:
-        results = ner.search_type(description, **_type_query_kwargs(size, offset, k, no_hybrid, min_score, filters,
-                                                                    mentions_per_hit))
+        results = ner.search_type(description, mention_margin=mention_margin,
+                                  **_type_query_kwargs(size, offset, k, no_hybrid, min_score, filters, mentions_per_hit))
     if as_json:
         for rank, hit in enumerate(results.hits, start=results.offset + 1):
             click.echo(json.dumps({"rank": rank, **hit.to_dict()}, ensure_ascii=False))

@@ -170,15 +170,17 @@ class NerOs:
 
     def search_type(self, description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
                     hybrid: bool = True, filters: Mapping[str, Any] | None = None, offset: int = 0,
-                    min_score: float | None = None, mentions_per_hit: int = 3) -> q.TypeResults:
+                    min_score: float | None = None, mentions_per_hit: int = 3,
+                    mention_margin: float | None = q.MENTION_MARGIN) -> q.TypeResults:
         """Documents that mention an entity of the described type, best first, with the matched mentions.
 
         ``k``: documents the k-NN search gathers (default ``max(100, offset + size)``); ``hybrid``:
         fuse with BM25 on ``text`` (RRF); ``filters``: ``{field: value | [values] | {"gte": …}}`` on
-        document fields; ``min_score``: radial k-NN search, every mention scoring at least this.
+        document fields; ``min_score``: radial k-NN search, every mention scoring at least this;
+        ``mention_margin``: a hit's mentions scoring less than its best minus this are left out (None: kept).
         """
         query = q.TypeQuery(description, size=size, offset=offset, k=k, hybrid=hybrid, min_score=min_score,
-                            filters=filters, mentions_per_hit=mentions_per_hit)
+                            filters=filters, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin)
         return self.search_vector(self.index_type_vector(query.description, index), query, index=index)
 
     def search_vector(self, vector: Sequence[float], query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:

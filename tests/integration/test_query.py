@@ -19,6 +19,7 @@ from ner_os import index
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
+from ner_os.query import MENTION_MARGIN
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +112,7 @@ def test_knn_ranks_documents_by_their_best_mention(handmade, description):
 
 
 def test_inner_hits_point_at_the_right_spans_best_first_without_vectors(handmade):
-    results = handmade.search_type("dinosaur", hybrid=False, size=2, mentions_per_hit=3)
+    results = handmade.search_type("dinosaur", hybrid=False, size=2, mentions_per_hit=3, mention_margin=None)
     first, second = results
     assert [m.surface for m in first.mentions][:1] == ["Tyrannosaurus"]
     assert [m.surface for m in second.mentions][:2] == ["Stegosaurus", "Triceratops"]
@@ -125,6 +126,17 @@ def test_inner_hits_point_at_the_right_spans_best_first_without_vectors(handmade
             assert mention.score == pytest.approx(knn_score(vector, DINOSAUR), abs=1e-5)
         assert "vector" not in json.dumps(hit.source)
         assert hit.source["text"] == text
+
+
+def test_a_hit_leaves_out_mentions_far_below_its_best_one(handmade):
+    results = handmade.search_type("dinosaur", hybrid=False, size=len(CORPUS))
+    left_out = 0
+    for hit in results:
+        top = sorted((knn_score(vector, DINOSAUR) for _, vector in CORPUS[hit.id][1]), reverse=True)[:3]
+        kept = [score for score in top if score >= top[0] - MENTION_MARGIN]
+        assert [m.score for m in hit.mentions] == pytest.approx(kept, abs=1e-5)
+        left_out += len(top) - len(kept)
+    assert left_out > 0  # the corpus holds documents whose other mentions are no dinosaurs
 
 
 def test_filter_inside_the_nested_clause_keeps_only_matching_documents(handmade):

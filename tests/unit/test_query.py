@@ -8,6 +8,7 @@ import pytest
 from ner_os.errors import NerOsError
 from ner_os.query import (
     MAX_DESCRIPTION_CHARS,
+    MENTION_MARGIN,
     MultiSearchRequest,
     SearchRequest,
     TypeQuery,
@@ -87,6 +88,8 @@ def test_non_finite_vector_is_refused():
     ({"size": 0}, "size"), ({"offset": -1}, "offset"), ({"k": 0}, "k must"), ({"k": 20_000}, "k must"),
     ({"min_score": 1.5}, "min_score"), ({"size": 9_000, "offset": 2_000}, "offset \\+ size"),
     ({"mentions_per_hit": 500}, "mentions_per_hit"), ({"size": True}, "size"),
+    ({"mention_margin": 1.5}, "mention_margin"), ({"mention_margin": -0.1}, "mention_margin"),
+    ({"mention_margin": "0.1"}, "mention_margin"),
 ])
 def test_bad_paging_values_are_refused(kwargs, message):
     with pytest.raises(NerOsError, match=message):
@@ -248,6 +251,14 @@ def test_parse_mentions_orders_best_first_and_limits():
     assert parse_mentions({"_id": "d"}) == ()
 
 
+def test_parse_mentions_keeps_those_within_the_margin_of_the_best():
+    hit = {"_id": "d", "inner_hits": {"mentions": {"hits": {"hits": [
+        inner_hit(0, 0.7), inner_hit(1, 0.9), inner_hit(2, 0.82), inner_hit(3, 0.81)]}}}}
+    assert [m.score for m in parse_mentions(hit, margin=0.08)] == [0.9, 0.82]  # 0.82 = 0.9 - 0.08, kept
+    assert [m.score for m in parse_mentions(hit, margin=0.0)] == [0.9]
+    assert [m.score for m in parse_mentions(hit, limit=3, margin=None)] == [0.9, 0.82, 0.81]
+
+
 # ----- the search steps, driven by hand-written responses
 
 
@@ -283,6 +294,15 @@ def test_knn_steps_page_with_a_stable_id_tie_break():
     assert isinstance(requests[0], SearchRequest) and requests[0].params == {}
     assert results.ids == ["b", "c"]  # a < b on the tie, then the page starts at offset 1
     assert results.mode == "knn" and results.took_ms == 3
+
+
+def test_a_hit_keeps_the_mentions_within_the_margin_of_its_best():
+    mentions = [inner_hit(0, 0.9), inner_hit(1, 0.7, "Dialects"), inner_hit(2, 0.86)]
+    answer = response(hit("a", 0.9, mentions))
+    for margin, kept in ((MENTION_MARGIN, [0, 2]), (None, [0, 2, 1]), (1.0, [0, 2, 1])):
+        query = TypeQuery("river in Africa", hybrid=False, mention_margin=margin)
+        _, results = drive(type_search_steps(VECTOR, query, index="i", server_hybrid=False), [answer])
+        assert [m.position for m in results[0].mentions] == kept
 
 
 def ranked(*pairs, took=1):
