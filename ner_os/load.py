@@ -689,16 +689,14 @@ class ClusterTarget:
     def drop_index(self, embedder) -> None:
         """Delete the index. The types registered on it stay, re-embedded with ``embedder`` (their old
         vectors came from the model that filled it), so that the load tags its documents with them."""
-        from ner_os.registered_types import new_type, read_types, store_type
+        from ner_os.registered_types import read_types, store_type
 
         kept = read_types(self.client, self.index)
         if self.client.indices.exists(index=self.index):
             self.client.indices.delete(index=self.index)
         vectors = embedder.embed_types([registered.description for registered in kept])
         for registered, vector in zip(kept, vectors):
-            store_type(self.client, self.index, new_type(registered.description, vector, name=registered.name,
-                                                         min_score=registered.min_score,
-                                                         encoder=vectors_identity(embedder)))
+            store_type(self.client, self.index, registered.reembedded(vector, vectors_identity(embedder)))
             log.info("index %s replaced: registered type %r re-embedded with the new model", self.index,
                      registered.name)
 

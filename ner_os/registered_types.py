@@ -18,6 +18,7 @@ the mention positions travel as script parameters, never inside a script or a qu
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -87,6 +88,11 @@ class RegisteredType:
             "encoder": dict(self.encoder),
             "updated_at": self.updated_at or now(),
         }
+
+    def reembedded(self, vector: np.ndarray, encoder: Mapping[str, Any]) -> "RegisteredType":
+        """The same type (name, description, threshold) with a vector from another model."""
+        return dataclasses.replace(self, vector=np.asarray(check_vector(vector), dtype=np.float32),
+                                   encoder=dict(encoder), updated_at=now())
 
     @classmethod
     def from_source(cls, source: Mapping[str, Any]) -> "RegisteredType":
