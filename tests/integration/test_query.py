@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from axis_embedder import AxisEmbedder
 
 from ner_os import index
 from ner_os.client import NerOs
@@ -67,17 +67,6 @@ def document(text, mentions, language):
     return {"doc_id": None, "text": text, "metadata": {"lang": language}, "mentions": out}
 
 
-class AxisEmbedder:
-    """Type vectors from a table (the hand-made corpus has no model behind it)."""
-
-    dim = DIM
-    head = None
-    encoder = SimpleNamespace(profile=SimpleNamespace(name="hand-made"), layer=0, d_v=DIM)
-
-    def embed_type(self, description):
-        return TYPE_VECTORS[description]
-
-
 def write_corpus(client, name, corpus):
     index.install_templates(client, Settings.resolve(index=name), DIM)
     actions = [{"_index": name, "_id": doc_id, "_source": {**document(*fields), "doc_id": doc_id}}
@@ -90,7 +79,7 @@ def write_corpus(client, name, corpus):
 def handmade(client, opensearch_url, fresh_index):
     write_corpus(client, fresh_index, CORPUS)
     return NerOs(Settings.resolve(opensearch_url=opensearch_url, index=fresh_index), opensearch=client,
-                 embedder=AxisEmbedder())
+                 embedder=AxisEmbedder(TYPE_VECTORS))
 
 
 def expected_knn_order(type_vector):
@@ -174,7 +163,7 @@ def test_hybrid_lifts_the_bm25_match_that_knn_ranks_low(handmade):
 def test_server_and_client_fusion_agree(handmade, client, opensearch_url, fresh_index):
     if not handmade.server_hybrid():
         pytest.skip("the cluster has no neural-search plugin: only client-side fusion to test")
-    client_side = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(), fusion="client")
+    client_side = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(TYPE_VECTORS), fusion="client")
     for description, filters in (("dinosaur", None), ("river", {"metadata.lang": "en"})):
         server = handmade.search_type(description, size=5, filters=filters)
         local = client_side.search_type(description, size=5, filters=filters)
@@ -195,7 +184,7 @@ def test_pages_are_stable_and_add_up_to_one_long_page(handmade, hybrid):
 def test_documents_written_without_doc_id_are_still_found(handmade, client, fresh_index):
     client.update(index=fresh_index, id="d4", body={"doc": {"doc_id": None}}, refresh=True)
     for fusion in ("auto", "client"):
-        ner = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(), fusion=fusion)
+        ner = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(TYPE_VECTORS), fusion=fusion)
         results = ner.search_type("dinosaur", size=6)
         assert results.ids[0] == "d4" and [m.surface for m in results[0].mentions] == ["Berlin"]
 
@@ -240,7 +229,7 @@ def test_vector_dimension_must_match_the_index(handmade, client, opensearch_url,
         def embed_type(self, description):
             return np.ones(DIM * 2, dtype=np.float32)
 
-    wider = NerOs(handmade.settings, opensearch=client, embedder=Wider())
+    wider = NerOs(handmade.settings, opensearch=client, embedder=Wider(TYPE_VECTORS))
     with pytest.raises(NerOsError, match="16 dimensions but the index stores 8-d"):
         wider.search_type("dinosaur")
 

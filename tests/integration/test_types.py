@@ -4,10 +4,10 @@ tagging at load time, list / remove / refresh."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from axis_embedder import AxisEmbedder
 
 from ner_os import index
 from ner_os import registered_types as rt
@@ -39,15 +39,6 @@ CORPUS = {
 TYPE_VECTORS = {"river": RIVER, "ship": SHIP}
 
 
-class AxisEmbedder:
-    dim = DIM
-    head = None
-    encoder = SimpleNamespace(profile=SimpleNamespace(name="hand-made"), layer=0, d_v=DIM)
-
-    def embed_type(self, description):
-        return TYPE_VECTORS[description]
-
-
 def source(text, mentions, tagger=None):
     vectors = np.stack([vector for _, vector in mentions])
     tags = tagger(vectors) if tagger is not None else [[] for _ in mentions]
@@ -70,7 +61,7 @@ def ner(client, opensearch_url, fresh_index, forget_types):
     actions = [{"_index": fresh_index, "_id": doc_id, "_source": source(*fields)} for doc_id, fields in CORPUS.items()]
     assert index.bulk_index(client, actions, refresh=True).failures == []
     return NerOs(Settings.resolve(opensearch_url=opensearch_url, index=fresh_index), opensearch=client,
-                 embedder=AxisEmbedder())
+                 embedder=AxisEmbedder(TYPE_VECTORS))
 
 
 def tagged(client, name, type_name):
