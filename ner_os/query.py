@@ -151,16 +151,10 @@ class TypeQuery:
                                    or not 1 <= self.k <= MAX_WINDOW):
             raise NerOsError(f"k must be an integer in [1, {MAX_WINDOW}], got {self.k!r}")
         if self.min_score is not None:
-            if isinstance(self.min_score, bool) or not isinstance(self.min_score, (int, float)) \
-                    or not 0.0 <= float(self.min_score) <= 1.0:
-                raise NerOsError(f"min_score must be a number in [0, 1] (k-NN score), got {self.min_score!r}")
-            object.__setattr__(self, "min_score", float(self.min_score))
+            object.__setattr__(self, "min_score", check_fraction("min_score", self.min_score, " (k-NN score)"))
             object.__setattr__(self, "hybrid", False)
         if self.mention_margin is not None:
-            if isinstance(self.mention_margin, bool) or not isinstance(self.mention_margin, (int, float)) \
-                    or not 0.0 <= float(self.mention_margin) <= 1.0:
-                raise NerOsError(f"mention_margin must be a number in [0, 1] or None, got {self.mention_margin!r}")
-            object.__setattr__(self, "mention_margin", float(self.mention_margin))
+            object.__setattr__(self, "mention_margin", check_fraction("mention_margin", self.mention_margin, " or None"))
         if self.mentions_per_hit > MAX_INNER_HITS:
             raise NerOsError(f"mentions_per_hit must be at most {MAX_INNER_HITS}, got {self.mentions_per_hit}")
         object.__setattr__(self, "filters", dict(self.filters) if self.filters else None)
@@ -195,6 +189,15 @@ class TypeQuery:
         if self.min_score is not None:
             return "radial"
         return "hybrid" if self.hybrid else "knn"
+
+
+def check_fraction(name: str, value: Any, what: str = "", *, above_zero: bool = False) -> float:
+    """``value`` as a float when it is a number in [0, 1] (in (0, 1] with ``above_zero``); else an
+    error that names it (``what``: more words on what it is)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or not (0.0 < value if above_zero else 0.0 <= value) or not value <= 1.0:
+        raise NerOsError(f"{name} must be a number in {'(0, 1]' if above_zero else '[0, 1]'}{what}, got {value!r}")
+    return float(value)
 
 
 def check_description(description: Any) -> str:

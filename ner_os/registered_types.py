@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ner_os.errors import ClusterError, NerOsError
-from ner_os.query import MAX_INNER_HITS, MENTIONS_PATH, VECTOR_FIELD, check_description, check_vector
+from ner_os.query import MAX_INNER_HITS, MENTIONS_PATH, VECTOR_FIELD, check_description, check_fraction, check_vector
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ def check_name(name: Any) -> str:
 
 
 def check_min_score(min_score: Any) -> float:
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 < float(min_score) <= 1.0:
-        raise NerOsError(f"min_score must be a number in (0, 1] (k-NN score, (1 + cosine) / 2), got {min_score!r}")
-    return float(min_score)
+    return check_fraction("min_score", min_score, " (k-NN score, (1 + cosine) / 2)", above_zero=True)
 
 
 def new_type(description: str, vector: np.ndarray, *, name: str | None = None,
