@@ -17,8 +17,8 @@ the mention positions travel as script parameters, never inside a script or a qu
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
