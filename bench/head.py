@@ -31,7 +31,7 @@ from machine_info import machine  # noqa: E402
 from ner_os.config import Settings  # noqa: E402
 from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
 from ner_os.training import (  # noqa: E402
-    TEST_FILE, UNLABELLED, LabelledText, RetrievalTask, description_texts, encoder_factory, project, read_sentences,
+    TEST_FILE, LabelledText, RetrievalTask, description_texts, encoder_factory, project, read_sentences,
     read_type_names, relevant_documents, vector_cache,
 )
 
@@ -143,14 +143,12 @@ def main(argv=None) -> dict:
                                                                 args.sentences, args.seed)
     test_types = sorted({label for t in gold for *_, label in t.spans})
     cache = vector_cache(settings)
-    labelled = mentions.labels != UNLABELLED
-    pools = {"gold": mentions.subset(np.flatnonzero(labelled)), "detected": mentions.subset(np.flatnonzero(~labelled))}
+    pools = mentions.gold_and_detected()
     relevant = relevant_documents(pools["gold"], test_types)
-    order = descriptions.label_of()
 
     def score(at_layer: int, through: ProjectionHead | None) -> dict:
         """Exact search at ``at_layer``: raw vectors (``through`` None) or through a head."""
-        raw_queries = descriptions.vectors[at_layer][[order.index(t) for t in test_types]]
+        raw_queries = descriptions.of_labels(at_layer, test_types)
         queries = dict(zip(test_types, project(through, raw_queries, "query")))
         return {pool: RetrievalTask(vectors, relevant).evaluate(at_layer, queries, lambda x: project(through, x))
                 for pool, vectors in pools.items()}

@@ -34,9 +34,12 @@ from layers import Folds  # noqa: E402
 from machine_info import write_result  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
+from ner_os.evaluation.metrics import ExactRanker  # noqa: E402
 from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
 from ner_os.profiles import resolve_profile  # noqa: E402
-from ner_os.training import UNLABELLED, DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
+from ner_os.query import within_margin  # noqa: E402
+from ner_os.registered_types import knn_scores  # noqa: E402
+from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
 
 MARGINS = (None, 0.2, 0.16, 0.14, 0.12, 0.1, 0.08, 0.06, 0.04, 0.02, 0.0)  # None: mark every returned mention
 TOP_DOCUMENTS = 10
@@ -49,15 +52,15 @@ class MarkingCounts:
     def __init__(self):
         self.counts = {margin: np.zeros(4, dtype=np.int64) for margin in MARGINS}
 
-    def add_query(self, scores: np.ndarray, documents: np.ndarray, on_type: np.ndarray) -> None:
-        """``scores``, ``documents``, ``on_type``: per mention of the pool, for one query."""
-        order = np.lexsort((np.arange(len(scores)), -scores))
-        top = list(dict.fromkeys(documents[order]))[:TOP_DOCUMENTS]
-        for document in top:
-            rows = np.flatnonzero(documents == document)
+    def add_query(self, scores: np.ndarray, rows_of: dict[str, np.ndarray], ranking: list[str],
+                  on_type: np.ndarray) -> None:
+        """``scores``, ``on_type``: per mention of the pool, for one query; ``rows_of``: each document's
+        mention rows; ``ranking``: the query's top documents."""
+        for document in ranking:
+            rows = rows_of[document]
             rows = rows[np.argsort(-scores[rows], kind="stable")][:MENTIONS_PER_HIT]
             for margin in MARGINS:
-                marked = scores[rows] >= scores[rows[0]] - margin if margin is not None else np.ones(len(rows), bool)
+                marked = within_margin(scores[rows], margin) if margin is not None else np.ones(len(rows), bool)
                 self.counts[margin] += [int(marked.sum()), int((marked & on_type[rows]).sum()),
                                         int(on_type[rows].sum()), 1]
 
@@ -76,9 +79,20 @@ class MarkingCounts:
 def add_queries(counts: MarkingCounts, head: ProjectionHead, pool_vectors: np.ndarray, documents: np.ndarray,
                 query_vectors: np.ndarray, on_type: np.ndarray) -> None:
     """``on_type``: [mentions, queries] booleans."""
-    units = head.project(pool_vectors)
-    for column, query in enumerate(head.project(query_vectors, "query")):
-        counts.add_query((1 + units @ query) / 2, documents, on_type[:, column])
+    units, queries = head.project(pool_vectors), head.project(query_vectors, "query")
+    names = documents.astype(str)
+    rows_of = rows_by_value(names)
+    rankings = ExactRanker(units, names).rank_many(queries, top_n=TOP_DOCUMENTS)
+    scores = knn_scores(units, queries)  # as OpenSearch scores the mentions
+    for column, ranking in enumerate(rankings):
+        counts.add_query(scores[:, column], rows_of, ranking.doc_ids, on_type[:, column])
+
+
+def rows_by_value(values: np.ndarray) -> dict:
+    """Each distinct value -> the rows holding it, in order."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    return dict(zip(distinct.tolist(), np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)))
 
 
 def dev_tables(settings, data: str, layer: int) -> list[dict]:
@@ -89,21 +103,19 @@ def dev_tables(settings, data: str, layer: int) -> list[dict]:
         trained = train_head(fold.training_data(layer, hold_out_dev=True), TrainConfig(),
                              {"profile": settings.profile, "layer": layer, "d_v": 0}, progress=False).head
         pool = fold.dev_tasks()["dev_all"].mentions
-        labels = np.asarray(pool.label_of(), dtype=object)
-        on_type = labels[:, None] == np.asarray(fold.dev_types, dtype=object)[None, :]
-        add_queries(counts, trained, pool.vectors[layer], pool.sentence_ids, fold.anchors(layer, fold.dev_types), on_type)
+        add_queries(counts, trained, pool.vectors[layer], pool.sentence_ids, fold.anchors(layer, fold.dev_types),
+                    of_types(pool, fold.dev_types))
         tables.append(counts.table())
     return tables
 
 
 def test_tables(settings, data: str, head: ProjectionHead, layer: int) -> dict:
     _, _, _, mentions, descriptions = test_vectors(settings, data, [layer], "spacy")
-    labelled = mentions.labels != UNLABELLED
-    gold, detected = mentions.subset(np.flatnonzero(labelled)), mentions.subset(np.flatnonzero(~labelled))
-    test_types = sorted({label for label in gold.label_of()})
-    order = descriptions.label_of()
-    queries = descriptions.vectors[layer][[order.index(t) for t in test_types]]
-    gold_on = np.asarray(gold.label_of(), dtype=object)[:, None] == np.asarray(test_types, dtype=object)[None, :]
+    pools = mentions.gold_and_detected()
+    gold, detected = pools["gold"], pools["detected"]
+    test_types = sorted(set(gold.label_of()))
+    queries = descriptions.of_labels(layer, test_types)
+    gold_on = of_types(gold, test_types)
     tables = {}
     for name, pool, on_type in (("gold", gold, gold_on), ("detected", detected, overlaps_gold(detected, gold, gold_on))):
         counts = MarkingCounts()
@@ -112,14 +124,17 @@ def test_tables(settings, data: str, head: ProjectionHead, layer: int) -> dict:
     return tables
 
 
+def of_types(pool, types) -> np.ndarray:
+    """[mentions, types]: the mention's gold label is that type."""
+    return np.asarray(pool.label_of(), dtype=object)[:, None] == np.asarray(types, dtype=object)[None, :]
+
+
 def overlaps_gold(spans, gold, gold_on: np.ndarray) -> np.ndarray:
     """[spans, types]: the span overlaps a gold mention of that type in its sentence."""
-    by_sentence: dict[int, list[int]] = {}
-    for row, sentence in enumerate(gold.sentence_ids):
-        by_sentence.setdefault(int(sentence), []).append(row)
+    by_sentence = rows_by_value(gold.sentence_ids)
     out = np.zeros((len(spans), gold_on.shape[1]), dtype=bool)
     for row, (sentence, start, end) in enumerate(zip(spans.sentence_ids, spans.starts, spans.ends)):
-        for other in by_sentence.get(int(sentence), []):
+        for other in by_sentence.get(int(sentence), ()):
             if start < gold.ends[other] and gold.starts[other] < end:
                 out[row] |= gold_on[other]
     return out

@@ -493,9 +493,14 @@ def parse_mentions(hit: Mapping[str, Any], limit: int | None = None,
         ))
     mentions.sort(key=lambda mention: (-mention.score, mention.position))
     if margin is not None and mentions:
-        floor = mentions[0].score - margin - 1e-9  # scores arrive as float32 rounded to JSON
-        mentions = [mention for mention in mentions if mention.score >= floor]
+        kept = within_margin(np.asarray([mention.score for mention in mentions]), margin)
+        mentions = [mention for mention, keep in zip(mentions, kept) if keep]
     return tuple(mentions[:limit] if limit is not None else mentions)
+
+
+def within_margin(scores: np.ndarray, margin: float) -> np.ndarray:
+    """Per score of one hit's mentions, best first: at least the best one's minus ``margin``."""
+    return scores >= scores[0] - margin - 1e-9  # scores arrive as float32 rounded to JSON
 
 
 def _as_list(value) -> list:

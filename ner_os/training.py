@@ -146,6 +146,17 @@ class MentionVectors:
         labels = self.labels if rows is None else self.labels[rows]
         return [self.label_names[i] if i != UNLABELLED else None for i in labels]
 
+    def of_labels(self, layer: int, labels: Sequence[str]) -> np.ndarray:
+        """The vectors at ``layer`` of the first mention of each label, in the order given (one row per
+        label where each text holds one labelled span, as the description texts do)."""
+        names = self.label_of()
+        return self.vectors[layer][[names.index(label) for label in labels]]
+
+    def gold_and_detected(self) -> dict[str, "MentionVectors"]:
+        """``gold``: the labelled mentions; ``detected``: the unlabelled ones (spans a detector found)."""
+        labelled = self.labels != UNLABELLED
+        return {"gold": self.subset(np.flatnonzero(labelled)), "detected": self.subset(np.flatnonzero(~labelled))}
+
 
 def _digest(*parts: Any) -> str:
     hasher = hashlib.sha256()
@@ -689,8 +700,7 @@ class FewNerdTrainSet:
         return sorted(self.type_names)
 
     def anchors(self, layer: int, types: Sequence[str]) -> np.ndarray:
-        names = self.descriptions.label_of()
-        return self.descriptions.vectors[layer][[names.index(label) for label in types]]
+        return self.descriptions.of_labels(layer, types)
 
     def training_data(self, layer: int, hold_out_dev: bool) -> TrainingData:
         """Train-type mentions of the train sentences, or (final head) every mention of both parts."""

@@ -121,6 +121,16 @@ def test_cache_reads_each_span_last_token_at_every_layer(tmp_path):
         np.testing.assert_array_equal(mentions.vectors[layer], expected)
 
 
+def test_mention_vectors_by_label_and_split_into_gold_and_detected(tmp_path):
+    mentions = VectorCache(tmp_path, {"profile": "fake"}).load(texts_with_spans(), [1], factory([]))
+    np.testing.assert_array_equal(mentions.of_labels(1, ["person_athlete", "person_actor"]),
+                                  mentions.vectors[1][[1, 0]])
+    pools = mentions.gold_and_detected()
+    assert pools["gold"].label_of() == ["person_actor", "person_athlete"]
+    assert pools["detected"].label_of() == [None]
+    np.testing.assert_array_equal(pools["detected"].vectors[1], mentions.vectors[1][[2]])
+
+
 def test_cache_hits_never_encode_and_misses_encode_only_missing_layers(tmp_path):
     calls = []
     cache = VectorCache(tmp_path, {"profile": "fake"})
