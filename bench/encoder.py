@@ -205,8 +205,8 @@ def r_precision_delta(fp32: Encoder, int8: Encoder, args) -> dict:
     """Macro R-Precision of raw vectors on the held-out train types, fp32 vs int8 (exact cosine ranking)."""
     from ner_os.evaluation.metrics import ExactRanker, evaluate
     from ner_os.evaluation.run import eval_types, read_corpus, read_type_names
-    from ner_os.mentions import MentionEmbedder
-    from ner_os.training import choose_dev_types
+    from ner_os.mentions.embedder import MentionEmbedder
+    from ner_os.training.core import choose_dev_types
 
     documents = read_corpus(args.data / "inter_train_slice2.txt", limit=args.rp_sentences, seed=0)
     documents = [document for document in documents if document.gold]
@@ -231,7 +231,7 @@ def r_precision_delta(fp32: Encoder, int8: Encoder, args) -> dict:
         "delta": round(scores["int8"] - scores["fp32"], 4),
         "types": sorted(item.label for item in types),
         "documents": len(documents),
-        "corpus": "inter_train_slice2.txt (held-out train types chosen by ner_os.training.choose_dev_types, seed 0)",
+        "corpus": "inter_train_slice2.txt (held-out train types chosen by ner_os.training.core.choose_dev_types, seed 0)",
     }
 
 

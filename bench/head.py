@@ -30,7 +30,7 @@ from machine_info import machine  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
-from ner_os.training import (  # noqa: E402
+from ner_os.training.core import (  # noqa: E402
     TEST_FILE, LabelledText, RetrievalTask, description_texts, encoder_factory, project, read_sentences,
     read_type_names, relevant_documents, vector_cache,
 )
@@ -39,8 +39,8 @@ METRICS = ("r_precision", "p_at_10", "recall_at_100", "average_precision")
 
 
 def detected_spans(settings: Settings, texts: list[str], detector_name: str) -> list[list[tuple[int, int]]]:
-    """The detector's spans for ``texts``, cached by texts, detector name and the source of ner_os/spans.py."""
-    import ner_os.spans as spans_module
+    """The detector's spans for ``texts``, cached by texts, detector name and the source of ner_os/spans/core.py."""
+    import ner_os.spans.core as spans_module
 
     key = hashlib.sha256(json.dumps([detector_name, texts]).encode() + Path(spans_module.__file__).read_bytes())
     path = Path(settings.cache_dir) / "detected-spans" / f"{key.hexdigest()[:24]}.json"
@@ -57,7 +57,7 @@ def detected_spans(settings: Settings, texts: list[str], detector_name: str) -> 
 
 def span_figures(gold: list[LabelledText], detected: list[list[tuple[int, int]]]) -> dict:
     from ner_os.evaluation.metrics import span_scores
-    from ner_os.spans import Span
+    from ner_os.spans.core import Span
 
     scores = span_scores([[Span(s, e) for s, e, _ in t.spans] for t in gold],
                          [[Span(s, e) for s, e in spans] for spans in detected])

@@ -37,9 +37,9 @@ from ner_os.config import Settings  # noqa: E402
 from ner_os.evaluation.metrics import ExactRanker  # noqa: E402
 from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
 from ner_os.profiles import resolve_profile  # noqa: E402
-from ner_os.query import within_margin  # noqa: E402
+from ner_os.query.core import within_margin  # noqa: E402
 from ner_os.registered_types import knn_scores  # noqa: E402
-from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
+from ner_os.training.core import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
 
 MARGINS = (None, 0.2, 0.16, 0.14, 0.12, 0.1, 0.08, 0.06, 0.04, 0.02, 0.0)  # None: mark every returned mention
 TOP_DOCUMENTS = 10

@@ -11,7 +11,7 @@ test types are never touched here.
    per-role centering, the skip), then single changes to the chosen recipe; each run is scored after
    every epoch and the epoch with the best fold mean is kept;
 3. at that layer, raw vectors and the recipe with descriptions read as the first token of a text
-   instead of after one space (how ner-os read them before: :func:`ner_os.mentions.description_text`);
+   instead of after one space (how ner-os read them before: :func:`ner_os.mentions.embedder.description_text`);
 4. the chosen recipe at the other best raw layers.
 
 Value vectors come from the cache that ``ner-os train`` fills. Writes ``bench/results/layers.json``
@@ -38,7 +38,7 @@ from machine_info import write_result  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.head import l2_normalise, transform_input  # noqa: E402
-from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
+from ner_os.training.core import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
 
 FOLD_SEEDS = (1, 2)  # besides the plan's own dev types
 # Every layer compared is encoded, so the comparison runs on a subsample of the train sentences;
@@ -110,7 +110,7 @@ class Folds:
 
     def run(self, layer: int, config: TrainConfig | None, base: TrainConfig, centroid_queries: bool = False) -> dict:
         """``centroid_queries``: each dev type queried by its gold mentions' mean, the ceiling of any
-        description (:meth:`ner_os.training.FewNerdTrainSet.dev_evaluator`)."""
+        description (:meth:`ner_os.training.core.FewNerdTrainSet.dev_evaluator`)."""
         curves = []
         for index in range(len(self.folds)):
             data, evaluate = self._fold(index, layer, centroid_queries)
@@ -263,7 +263,7 @@ def render_docs(report: dict) -> str:
         "## How a description is read",
         "",
         "A description is read alone, after one space, so that its first word gets the token it has inside a",
-        "sentence (Gemma's `\u2581actor`, not `actor`; `ner_os.mentions.description_text`). Read as the very",
+        "sentence (Gemma's `\u2581actor`, not `actor`; `ner_os.mentions.embedder.description_text`). Read as the very",
         "first token of a text instead:",
         "",
         "| description read | raw dev | recipe dev | recipe / raw | recipe + query map 0.1 |",

@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine_info import machine  # noqa: E402
 
-from ner_os import index as index_layer  # noqa: E402
-from ner_os import local_node  # noqa: E402
+from ner_os.store import index as index_layer  # noqa: E402
+from ner_os.store import local_node  # noqa: E402
 from ner_os.config import Settings  # noqa: E402
-from ner_os.load import load  # noqa: E402
+from ner_os.loader.load import load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
@@ -107,8 +107,8 @@ def main() -> None:
 
 
 def run(args, settings: Settings, work: Path, index: str) -> None:
-    from ner_os.mentions import MentionEmbedder
-    from ner_os.spans import detector_from_name
+    from ner_os.mentions.embedder import MentionEmbedder
+    from ner_os.spans.core import detector_from_name
 
     corpus = work / "fewnerd-test.jsonl"
     texts = write_corpus(args.data, args.sentences, corpus)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ner_os import local_node
+from ner_os.store import local_node
 from ner_os.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine_info import machine  # noqa: E402
 
-from ner_os import index as index_layer  # noqa: E402
+from ner_os.store import index as index_layer  # noqa: E402
 from ner_os.client import NerOs  # noqa: E402
 from ner_os.config import Settings  # noqa: E402
-from ner_os.query import TypeQuery  # noqa: E402
+from ner_os.query.core import TypeQuery  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "query.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"

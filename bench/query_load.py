@@ -31,11 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ner_os import index as index_module  # noqa: E402
-from ner_os import local_node  # noqa: E402
+from ner_os.store import index as index_module  # noqa: E402
+from ner_os.store import local_node  # noqa: E402
 from ner_os.client import NerOs  # noqa: E402
 from ner_os.config import Settings  # noqa: E402
-from ner_os.query import TypeQuery  # noqa: E402
+from ner_os.query.core import TypeQuery  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "query_load.json"
 DIM = 64

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from ner_os.evaluation.metrics import span_scores  # noqa: E402
 from ner_os.evaluation.readers import read_bio  # noqa: E402
-from ner_os.spans import NUMERIC_LABELS, SpacyDetector, SpanRules, spans_from_doc  # noqa: E402
+from ner_os.spans.core import NUMERIC_LABELS, SpacyDetector, SpanRules, spans_from_doc  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fewnerd-inter" / "inter_test.txt"
 DEFAULT = SpanRules()

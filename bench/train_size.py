@@ -26,7 +26,7 @@ from machine_info import write_result  # noqa: E402
 
 from ner_os.config import Settings  # noqa: E402
 from ner_os.profiles import resolve_profile  # noqa: E402
-from ner_os.training import DataPlan, TrainConfig, load_train_set  # noqa: E402
+from ner_os.training.core import DataPlan, TrainConfig, load_train_set  # noqa: E402
 
 SIZES = (6000, 12000, None)  # None: every train sentence of the fold
 

@@ -16,7 +16,7 @@ import sys as _sys  # noqa: E402
 import types as _types  # noqa: E402
 
 # Public functions imported on first use, so that ``import ner_os`` stays light: name -> module.
-_LAZY = {"load": "ner_os.load", "search_type": "ner_os.query", "embed_type": "ner_os.mentions", "NerOs": "ner_os.client"}
+_LAZY = {"load": "ner_os.loader.load", "search_type": "ner_os.query.core", "embed_type": "ner_os.mentions.embedder", "NerOs": "ner_os.client"}
 
 
 class _Package(_types.ModuleType):
@@ -30,9 +30,9 @@ class _Package(_types.ModuleType):
         return value
 
     def __setattr__(self, name, value):
-        # Importing the submodule ner_os.load binds it under the same name as the function it
+        # Importing the submodule ner_os.loader.load binds it under the same name as the function it
         # defines; keep the public name for the function (the module stays reachable with
-        # ``from ner_os.load import ...``).
+        # ``from ner_os.loader.load import ...``).
         if name in _LAZY and isinstance(value, _types.ModuleType):
             return
         super().__setattr__(name, value)

@@ -10,7 +10,7 @@ import click
 from ner_os import __version__
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
-from ner_os.query import MENTION_MARGIN
+from ner_os.query.core import MENTION_MARGIN
 
 
 def friendly_errors(command):
@@ -89,10 +89,10 @@ def settings_from(**flags) -> Settings:
 
 
 def _train_config_options(command):
-    """One ``--flag`` per field of :class:`ner_os.training.TrainConfig`, its default in the help."""
+    """One ``--flag`` per field of :class:`ner_os.training.core.TrainConfig`, its default in the help."""
     import dataclasses
 
-    from ner_os.training import TrainConfig
+    from ner_os.training.core import TrainConfig
 
     for spec in reversed(dataclasses.fields(TrainConfig)):
         kind = click.Choice(spec.metadata["choices"]) if spec.metadata["choices"] else type(spec.default)
@@ -121,7 +121,7 @@ def train(data_dir, out, hold_out_dev, train_sentences, dev_sentences, profile, 
     encode again. Anchors are the type descriptions, positives their mentions, negatives other
     types' mentions. Without --hold-out-dev all 36 train types are used, as for the shipped head.
     """
-    from ner_os.training import DataPlan, TrainConfig, train_on_fewnerd
+    from ner_os.training.core import DataPlan, TrainConfig, train_on_fewnerd
 
     settings = settings_from(profile=profile, model=model, layer=layer, backend=backend, device=device)
     config = TrainConfig(**{name: value for name, value in hyper_parameters.items() if value is not None})
@@ -148,7 +148,7 @@ def opensearch():
 @friendly_errors
 def opensearch_start(port):
     """Start the local node (or report the one already running)."""
-    from ner_os import local_node
+    from ner_os.store import local_node
 
     record = local_node.start(settings_from(), http_port=port)
     click.echo(f"OpenSearch is running at {record.url} ({record.kind}); export NER_OS_OPENSEARCH_URL={record.url}")
@@ -158,7 +158,7 @@ def opensearch_start(port):
 @friendly_errors
 def opensearch_stop():
     """Stop the local node."""
-    from ner_os import local_node
+    from ner_os.store import local_node
 
     click.echo("stopped the local OpenSearch node" if local_node.stop(settings_from()) else "no local OpenSearch node was running")
 
@@ -167,7 +167,7 @@ def opensearch_stop():
 @friendly_errors
 def opensearch_status():
     """Print the local node's URL, version, health and plugins (exit code 1 when none runs)."""
-    from ner_os import local_node
+    from ner_os.store import local_node
 
     node = local_node.status(settings_from())
     if node is None:
@@ -191,7 +191,7 @@ def templates():
 def templates_install(dimension, **flags):
     """Install (idempotently) the index templates for --index, and the hybrid search pipelines when
     the cluster has neural-search."""
-    from ner_os import index
+    from ner_os.store import index
 
     settings = settings_from(**flags)
     client = index.client_from_settings(settings)
@@ -199,7 +199,7 @@ def templates_install(dimension, **flags):
     click.echo(f"index template {names.index_template} (components {', '.join(names.component_templates)})")
     click.echo("search pipelines: " + (", ".join(names.search_pipelines.values()) or "none (no neural-search plugin)"))
     from ner_os.errors import ClusterError
-    from ner_os.query import install_search_template
+    from ner_os.query.core import install_search_template
 
     try:  # lang-mustache is a module in the official distribution, so _cat/plugins cannot tell
         click.echo(f"search template {install_search_template(client, settings.index)}")
@@ -254,8 +254,8 @@ def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, ma
     reason, and everything else loads. Exit code 1 when lines were rejected (see --allow-rejects),
     2 on an error.
     """
-    from ner_os.corpus import MAX_LINE_BYTES, parse_shard
-    from ner_os.load import load
+    from ner_os.loader.records import MAX_LINE_BYTES, parse_shard
+    from ner_os.loader.load import load
 
     summary = load(source, settings_from(**flags), dry_run=dry_run, shard=parse_shard(shard), resume=resume,
                    rejects=rejects_path, max_line_bytes=max_line_bytes or MAX_LINE_BYTES, progress=progress,
@@ -286,7 +286,7 @@ def _type_query_options(command):
 
 
 def _type_query_kwargs(size, offset, k, no_hybrid, min_score, filters, mentions_per_hit) -> dict:
-    from ner_os.query import parse_filter_args
+    from ner_os.query.core import parse_filter_args
 
     return {"size": size, "offset": offset, "k": k, "hybrid": not no_hybrid, "min_score": min_score,
             "filters": parse_filter_args(filters), "mentions_per_hit": mentions_per_hit}
@@ -308,7 +308,7 @@ def search(description, size, offset, k, no_hybrid, min_score, filters, mentions
     import json
 
     from ner_os.client import NerOs
-    from ner_os.query import format_results
+    from ner_os.query.core import format_results
 
     with NerOs(settings_from(**flags)) as ner:
         results = ner.search_type(description, mention_margin=mention_margin,

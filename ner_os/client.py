@@ -18,8 +18,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ner_os import query as q
+from ner_os.query import core as q
 from ner_os import registered_types as rt
+from ner_os.checks import check_description, check_vector
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, NerOsError
 
@@ -34,7 +35,7 @@ class NerOs:
 
     ``settings`` (or ``Settings.resolve(**flags)``) pick the cluster, the index and the model;
     ``opensearch`` (an ``opensearchpy.OpenSearch``) and ``embedder`` (a
-    :class:`ner_os.mentions.MentionEmbedder`) replace what the settings would build. ``fusion``
+    :class:`ner_os.mentions.embedder.MentionEmbedder`) replace what the settings would build. ``fusion``
     says where hybrid rankings are fused: ``auto`` (on the cluster when it has neural-search and
     the index's RRF pipeline), ``server`` or ``client``.
     """
@@ -62,7 +63,7 @@ class NerOs:
     @property
     def opensearch(self):
         if self._opensearch is None:
-            from ner_os.index import client_from_settings
+            from ner_os.store.index import client_from_settings
 
             self._opensearch = client_from_settings(self.settings)
         return self._opensearch
@@ -70,20 +71,20 @@ class NerOs:
     @property
     def embedder(self):
         if self._embedder is None:
-            from ner_os.mentions import MentionEmbedder
+            from ner_os.mentions.embedder import MentionEmbedder
 
             self._embedder = MentionEmbedder.from_settings(self.settings)
         return self._embedder
 
     def encoder_identity(self) -> dict[str, Any] | None:
         """What produced the vectors (``MentionEmbedder.identity``): stored with each registered type."""
-        from ner_os.mentions import vectors_identity
+        from ner_os.mentions.embedder import vectors_identity
 
         return vectors_identity(self.embedder)
 
     def check_index_vectors(self, index: str | None = None) -> None:
         """Refuse an index whose recorded vectors another encoder or head made (checked once per index)."""
-        from ner_os.index import check_vectors
+        from ner_os.store.index import check_vectors
 
         index = self.index_name(index)
         if index not in self._checked_vectors:
@@ -92,7 +93,7 @@ class NerOs:
 
     def type_vector(self, description: str) -> np.ndarray:
         """The description's unit vector (float32 ``[dim]``), computed once per description."""
-        description = q.check_description(description)
+        description = check_description(description)
         cached = self._type_vectors.get(description)
         if cached is not None:
             self._type_vectors.move_to_end(description)
@@ -110,7 +111,7 @@ class NerOs:
         dim = self.vector_dimension(index)
         vector = self.type_vector(description)
         self.check_index_vectors(index)
-        return q.check_vector(vector, dim)
+        return check_vector(vector, dim)
 
     def clear_type_vectors(self) -> None:
         """Forget the cached type vectors (the next query of each description encodes it again)."""
@@ -123,7 +124,7 @@ class NerOs:
         """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
         index = self.index_name(index)
         if index not in self._dimensions:
-            from ner_os.index import index_vector_dimension
+            from ner_os.store.index import index_vector_dimension
 
             dim = index_vector_dimension(self.opensearch, index)
             if dim is None:
@@ -136,7 +137,7 @@ class NerOs:
 
     def neural_search(self) -> bool:
         if self._neural_search is None:
-            from ner_os.index import has_neural_search
+            from ner_os.store.index import has_neural_search
 
             self._neural_search = has_neural_search(self.opensearch)
         return self._neural_search
@@ -186,7 +187,7 @@ class NerOs:
     def search_vector(self, vector: Sequence[float], query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:
         """:meth:`search_type` for a vector already computed: the OpenSearch part alone."""
         index = self.index_name(index)
-        vector = q.check_vector(vector, self.vector_dimension(index))
+        vector = check_vector(vector, self.vector_dimension(index))
         server_hybrid = query.hybrid and self.server_hybrid(index)
         steps = q.type_search_steps(vector, query, index=index, server_hybrid=server_hybrid,
                                     pipeline=self.pipeline(index))
@@ -244,7 +245,7 @@ class NerOs:
                       min_score: float = rt.DEFAULT_MIN_SCORE, index: str | None = None) -> rt.TagReport:
         """Store the type and tag every mention of the index scoring >= ``min_score`` with its name."""
         index = self.index_name(index)
-        description = q.check_description(description)
+        description = check_description(description)
         vector = self.index_type_vector(description, index)
         registered = rt.new_type(description, np.asarray(vector, dtype=np.float32), name=name, min_score=min_score,
                                  encoder=self.encoder_identity())

@@ -9,7 +9,7 @@ context is applied to a description after that -- and a skip: the centred input,
 concatenated to the MLP output with weight ``skip_weight`` (cosine in the joint space = ``w`` *
 raw cosine + ``(1-w)`` * MLP cosine), so the head keeps the raw geometry that separates types it
 never saw. It is applied with numpy (no torch import: the loader and the query path stay light);
-training lives in :mod:`ner_os.training`. A head is a directory with ``head.safetensors`` and
+training lives in :mod:`ner_os.training.core`. A head is a directory with ``head.safetensors`` and
 ``manifest.json``; the manifest ties it to the encoder it was trained on (profile, model, layer,
 d_v) and records how it was trained.
 """
@@ -33,10 +33,10 @@ FORMAT = "ner-os-projection-head"
 FORMAT_VERSION = 2
 log = logging.getLogger(__name__)
 SHIPPED_HEADS = Path(__file__).parent / "heads"
-# how the descriptions a head was trained on were read (ner_os.mentions.description_text); heads
+# how the descriptions a head was trained on were read (ner_os.mentions.embedder.description_text); heads
 # trained before it was recorded read them as the first token of a text
 DESCRIPTIONS_READ = "after one space"
-# the parameter names shared with the torch module in ner_os.training
+# the parameter names shared with the torch module in ner_os.training.core
 PARAMETER_NAMES = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
 # rms: each input row divided by its root mean square (scale-free, entries of order 1)
 INPUT_NORMS = ("none", "rms")

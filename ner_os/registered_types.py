@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ner_os.errors import ClusterError, NerOsError
-from ner_os.query import MAX_INNER_HITS, MENTIONS_PATH, VECTOR_FIELD, check_description, check_fraction, check_vector
+from ner_os.checks import check_description, check_fraction, check_vector
+from ner_os.query.core import MAX_INNER_HITS, MENTIONS_PATH, VECTOR_FIELD
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Shared fixtures: one real OpenSearch for the test session, a fresh index per test.
 
 The cluster comes from, in order: ``NER_OS_OPENSEARCH_URL``; a testcontainers OpenSearch when a
-Docker engine answers; the local Maven launcher (``ner_os.local_node``), started for the session
+Docker engine answers; the local Maven launcher (``ner_os.store.local_node``), started for the session
 and stopped at its end unless it was already running. With ``CI=true`` a cluster that cannot be
 had fails the run; elsewhere the integration tests are skipped, with the reason.
 """
@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from ner_os import index, local_node
+from ner_os.store import index, local_node
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
 

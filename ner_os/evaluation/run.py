@@ -52,7 +52,7 @@ from ner_os.config import Settings
 from ner_os.errors import ConfigError, NerOsError
 from ner_os.evaluation.metrics import RetrievalReport, evaluate as score_rankings, is_catch_all_type
 from ner_os.evaluation.readers import GoldMention, Sentence, read_bio
-from ner_os.load import StageClock
+from ner_os.loader.load import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class RememberingEncoder:
     """An encoder that keeps what it encoded: a text asked for again costs nothing.
 
     It has the encoder's interface (every attribute but ``encode`` is the wrapped encoder's), so the
-    loader, :class:`ner_os.mentions.MentionEmbedder` and the query layer take it as they are. Memory:
+    loader, :class:`ner_os.mentions.embedder.MentionEmbedder` and the query layer take it as they are. Memory:
     one ``[n_tokens, d_v]`` float32 array per distinct text (1 KB per token for Gemma 3 270M).
     """
 
@@ -528,7 +528,7 @@ class EvalSession:
     @property
     def client(self):
         if self._client is None:
-            from ner_os.index import client_from_settings
+            from ner_os.store.index import client_from_settings
 
             self._client = client_from_settings(self.settings)
         return self._client
@@ -540,7 +540,7 @@ class EvalSession:
         """The mention embedder of a vector space (``raw`` or ``ner-os``), all on one remembering encoder."""
         if space not in self._embedders:
             from ner_os.head import head_for
-            from ner_os.mentions import MentionEmbedder
+            from ner_os.mentions.embedder import MentionEmbedder
 
             if self._encoder is None:
                 from ner_os.encoder.runtime import Encoder
@@ -568,7 +568,7 @@ class EvalSession:
 
     def detector(self):
         if self._detector is None:
-            from ner_os.spans import detector_from_settings
+            from ner_os.spans.core import detector_from_settings
 
             with self.clock.timed("load span detector"):
                 self._detector = detector_from_settings(self.settings)
@@ -635,7 +635,7 @@ class EvalSession:
         if name in self.indexes:
             return name
         from ner_os.evaluation.baselines import SentenceEmbedder, sentence_actions, sentence_index_body
-        from ner_os.index import bulk_index
+        from ner_os.store.index import bulk_index
 
         vectors = None
         if self.dense_wanted:
@@ -670,7 +670,7 @@ class EvalSession:
                 for t, vector in zip(self.types, vectors)}
 
     def _search_ids(self, index: str, body: dict) -> list[str]:
-        from ner_os.query import ranking
+        from ner_os.query.core import ranking
 
         return [doc_id for doc_id, _score in ranking(self.client.search(index=index, body=body))]
 
@@ -680,7 +680,7 @@ class EvalSession:
         name = self.index_name(f"{space}-{spans}")
         if name in self.indexes:
             return name
-        from ner_os.load import load
+        from ner_os.loader.load import load
 
         embedder = self.embedder(space)
         source = write_jsonl(loader_records(self.documents, self.spans(spans)),
@@ -740,7 +740,7 @@ class EvalSession:
     # --- housekeeping -------------------------------------------------------------------------
 
     def _fresh_index(self, name: str) -> None:
-        from ner_os.index import remove_templates
+        from ner_os.store.index import remove_templates
 
         self.client.indices.delete(index=name, ignore_unavailable=True)
         remove_templates(self.client, name)
@@ -754,7 +754,7 @@ class EvalSession:
     def delete_indexes(self) -> None:
         if self._client is None:
             return
-        from ner_os.index import remove_templates
+        from ner_os.store.index import remove_templates
 
         for name in self.indexes:
             try:
@@ -784,6 +784,6 @@ class EvalSession:
 
 
 def _no_detector():
-    from ner_os.spans import NoDetector
+    from ner_os.spans.core import NoDetector
 
     return NoDetector()

@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 from opensearchpy.helpers import scan
 
-from ner_os import index as index_module
-from ner_os import local_node
+from ner_os.store import index as index_module
+from ner_os.store import local_node
 from ner_os.config import Settings
 from ner_os.errors import ClusterError
-from ner_os.load import load
-from ner_os.spans import NoDetector
+from ner_os.loader.load import load
+from ner_os.spans.core import NoDetector
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from local_proxies import ThrottlingProxy  # noqa: E402
 
-load_module = importlib.import_module("ner_os.load")  # the package exports the function under that name
+load_module = importlib.import_module("ner_os.loader.load")  # the package exports the function under that name
 BULK_INDEX = index_module.bulk_index
 WORDS = "Ada Lovelace met Charles Babbage in London while the Nile flows north through Egypt".split()
 
@@ -47,7 +47,7 @@ WORDS = "Ada Lovelace met Charles Babbage in London while the Nile flows north t
 def embedder(tmp_path_factory):
     from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
 
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
 
@@ -261,7 +261,7 @@ def test_two_loaders_writing_overlapping_documents_leave_each_document_whole(
         client, opensearch_url, fresh_index, embedder, tmp_path, tmp_path_factory):
     from test_encoder_tiny import tiny_encoder
 
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     second_embedder = MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)  # its own tokenizer state
     a_lines, b_lines = corpus(60), corpus(60, first=30, variant="B")  # doc-30 ... doc-59 in both, different text

@@ -19,12 +19,12 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import scan
 
-from ner_os import index as index_module
+from ner_os.store import index as index_module
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
-from ner_os.load import load
-from ner_os.spans import Span, SpanDetector
+from ner_os.loader.load import load
+from ner_os.spans.core import Span, SpanDetector
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def tiny_model(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def embedder(tiny_model, tmp_path_factory):
     from ner_os.encoder.runtime import Encoder
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     encoder = Encoder.load("custom", model=tiny_model, layer=TINY_LAYER, backend="torch",
                            cache_dir=tmp_path_factory.getbasetemp())
@@ -259,7 +259,7 @@ def test_a_killed_cli_load_resumes_to_exactly_the_uninterrupted_index(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed after line" in resumed.stdout
     # the same corpus in one uninterrupted run, with the same model and detector, in-process
-    from ner_os.spans import detector_from_name
+    from ner_os.spans.core import detector_from_name
 
     run(path, opensearch_url, fresh_index, tmp_path / "whole", embedder, detector=detector_from_name("spacy"))
     assert_same_index(snapshot(client, second_index), snapshot(client, fresh_index))
@@ -355,7 +355,7 @@ def test_replace_index_reloads_an_index_the_old_head_filled(client, opensearch_u
 def test_an_index_filled_by_another_head_of_the_same_size_is_refused(
         client, opensearch_url, fresh_index, embedder, tmp_path):
     from ner_os.head import ProjectionHead
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     def with_head(seed):
         rng = np.random.default_rng(seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ner_os import index
+from ner_os.store import index
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from axis_embedder import AxisEmbedder
 
-from ner_os import index
+from ner_os.store import index
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
-from ner_os.query import MENTION_MARGIN
+from ner_os.query.core import MENTION_MARGIN
 
 pytestmark = pytest.mark.integration
 
@@ -299,7 +299,7 @@ def _document(number, sentence):
 @pytest.fixture(scope="module")
 def real_corpus(client, opensearch_url, tmp_path_factory):
     """The sample loaded by the real loader (gold spans, real encoder and head) into its own index."""
-    from ner_os.load import load
+    from ner_os.loader.load import load
 
     documents = fewnerd_sample()
     name = f"nerostest-real-{os.getpid()}"

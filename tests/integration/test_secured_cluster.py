@@ -27,9 +27,9 @@ from click.testing import CliRunner
 from ner_os.cli import cli
 from ner_os.config import Settings
 from ner_os.errors import ClusterError
-from ner_os.index import client_from_settings
-from ner_os.load import load
-from ner_os.spans import NoDetector
+from ner_os.store.index import client_from_settings
+from ner_os.loader.load import load
+from ner_os.spans.core import NoDetector
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def embedder(tmp_path_factory):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
     from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
 
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
 

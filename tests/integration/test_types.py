@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from axis_embedder import AxisEmbedder
 
-from ner_os import index
+from ner_os.store import index
 from ner_os import registered_types as rt
 from ner_os.client import NerOs
 from ner_os.config import Settings
@@ -219,7 +219,7 @@ def forget_types(client, fresh_index):
 @pytest.mark.model
 @pytest.mark.usefixtures("forget_types")
 def test_real_loader_tags_documents_loaded_after_the_type(client, opensearch_url, fresh_index, tmp_path):
-    from ner_os.load import load
+    from ner_os.loader.load import load
 
     documents = water_sample()
     first, later = documents[:30], documents[30:]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ner_os.corpus import (
+from ner_os.loader.records import (
     Document,
     Line,
     Rejected,

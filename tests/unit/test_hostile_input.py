@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ner_os.config import Settings
-from ner_os.corpus import MAX_JSON_DEPTH, Document, Line, Rejected, is_blank, parse_line, read_lines
+from ner_os.loader.records import MAX_JSON_DEPTH, Document, Line, Rejected, is_blank, parse_line, read_lines
 from ner_os.errors import NerOsError
-from ner_os.load import load
-from ner_os.query import (
+from ner_os.loader.load import load
+from ner_os.query.core import (
     TypeQuery,
     bm25_search_body,
     dsl_request,
@@ -32,7 +32,7 @@ from ner_os.query import (
     template_request_line,
     type_search_steps,
 )
-from ner_os.spans import NoDetector
+from ner_os.spans.core import NoDetector
 
 pytestmark = pytest.mark.unit
 
@@ -174,7 +174,7 @@ def embedder(tmp_path_factory):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
 
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
 
@@ -189,7 +189,7 @@ def split_points(text: str) -> list[int]:
                                                                   HealthCheck.function_scoped_fixture])
 @given(st.lists(edge_text.filter(lambda text: text.strip()), min_size=1, max_size=4), st.data())
 def test_mentions_at_any_code_point_boundary_embed_as_unit_vectors(embedder, texts, data):
-    from ner_os.spans import Span
+    from ner_os.spans.core import Span
 
     spans = []
     for text in texts:

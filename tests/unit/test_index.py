@@ -1,6 +1,6 @@
 import pytest
 
-from ner_os import index
+from ner_os.store import index
 from ner_os.errors import ConfigError
 
 pytestmark = pytest.mark.unit

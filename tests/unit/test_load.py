@@ -10,9 +10,9 @@ import json
 import pytest
 
 from ner_os.config import Settings
-from ner_os.corpus import Line, Rejected
+from ner_os.loader.records import Line, Rejected
 from ner_os.errors import ConfigError, NerOsError
-from ner_os.load import (
+from ner_os.loader.load import (
     Checkpoint,
     HashingReader,
     LineLedger,
@@ -24,7 +24,7 @@ from ner_os.load import (
     load,
     plan_batches,
 )
-from ner_os.spans import NoDetector
+from ner_os.spans.core import NoDetector
 
 pytestmark = pytest.mark.unit
 
@@ -156,7 +156,7 @@ def test_stages_keep_order_and_the_first_failure_stops_all_and_is_raised():
 def embedder(tmp_path_factory):
     from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
 
-    from ner_os.mentions import MentionEmbedder
+    from ner_os.mentions.embedder import MentionEmbedder
 
     return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
 
@@ -262,7 +262,7 @@ def test_a_document_the_embedder_refuses_is_rejected_and_the_rest_of_its_batch_l
 
 
 def test_spans_come_from_the_detector_where_none_are_given(tmp_path, embedder):
-    from ner_os.spans import Span, SpanDetector
+    from ner_os.spans.core import Span, SpanDetector
 
     class FirstWord(SpanDetector):
         name = "first-word"
@@ -289,7 +289,7 @@ def test_bad_options_are_config_errors(tmp_path, embedder):
 
 def test_the_loader_is_public_and_imported_lazily():
     import ner_os
-    import ner_os.load  # noqa: F401  (importing the submodule must not hide the function of that name)
+    import ner_os.loader.load  # noqa: F401  (importing the submodule must not hide the function of that name)
 
     assert ner_os.load is load and "load" in ner_os.__all__
 
@@ -308,7 +308,7 @@ def test_the_cli_exits_1_on_rejects_unless_allowed(tmp_path, monkeypatch, embedd
     def load_with_tiny_model(source, settings, **options):
         return real_load(source, settings, embedder=embedder, detector=NoDetector(), **options)
 
-    monkeypatch.setattr(sys.modules["ner_os.load"], "load", load_with_tiny_model)
+    monkeypatch.setattr(sys.modules["ner_os.loader.load"], "load", load_with_tiny_model)
     runner = CliRunner()
     result = runner.invoke(cli_module.cli, ["load", str(path), "--dry-run", "--no-progress"])
     assert result.exit_code == 1, result.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ner_os import local_node
+from ner_os.store import local_node
 from ner_os.cli import cli
 from ner_os.config import Settings
 from ner_os.errors import ClusterError

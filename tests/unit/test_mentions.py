@@ -9,7 +9,7 @@ import pytest
 
 from ner_os.errors import NerOsError
 from ner_os.head import ProjectionHead, l2_normalise
-from ner_os.mentions import MentionEmbedder, description_text, last_token_indices
+from ner_os.mentions.embedder import MentionEmbedder, description_text, last_token_indices
 
 pytestmark = pytest.mark.unit
 
@@ -208,7 +208,7 @@ def test_head_is_applied_after_the_last_token():
 def test_public_embed_type_builds_one_embedder_per_settings(monkeypatch):
     import ner_os
     import ner_os.encoder.runtime as runtime
-    from ner_os import mentions
+    from ner_os.mentions import embedder as mentions
 
     loads = []
 

@@ -5,16 +5,14 @@ import json
 import numpy as np
 import pytest
 
+from ner_os.checks import MAX_DESCRIPTION_CHARS, check_description, check_vector
 from ner_os.errors import NerOsError
-from ner_os.query import (
-    MAX_DESCRIPTION_CHARS,
+from ner_os.query.core import (
     MENTION_MARGIN,
     MultiSearchRequest,
     SearchRequest,
     TypeQuery,
     bm25_search_body,
-    check_description,
-    check_vector,
     dsl_request,
     filter_clause,
     hybrid_search_body,
@@ -379,7 +377,7 @@ def render_mustache(source, params):
 
 
 def test_search_template_renders_the_knn_body():
-    from ner_os.query import search_template_script, template_params
+    from ner_os.query.core import search_template_script, template_params
 
     source = search_template_script()["script"]["source"]
     query = TypeQuery("dinosaur", size=7, k=150, hybrid=False, mentions_per_hit=4)
@@ -388,7 +386,7 @@ def test_search_template_renders_the_knn_body():
 
 
 def test_template_request_sends_only_the_id_and_params():
-    from ner_os.query import template_request_line
+    from ner_os.query.core import template_request_line
 
     head, body = template_request_line("ner-os", "ner-os-type-query", VECTOR, TypeQuery("x", hybrid=False)).split("\n", 1)
     assert head == "GET ner-os/_search/template"
@@ -399,7 +397,7 @@ def test_template_request_sends_only_the_id_and_params():
 
 
 def test_filter_args_parse_terms_lists_and_ranges():
-    from ner_os.query import parse_filter_args
+    from ner_os.query.core import parse_filter_args
 
     assert parse_filter_args(["metadata.lang=en", "metadata.lang=de", "metadata.year>=2000", "metadata.year<2010"]) == {
         "metadata.lang": ["en", "de"], "metadata.year": {"gte": "2000", "lt": "2010"}}
@@ -411,13 +409,13 @@ def test_filter_args_parse_terms_lists_and_ranges():
 
 
 def mention(start, end, score, text):
-    from ner_os.query import MentionMatch
+    from ner_os.query.core import MentionMatch
 
     return MentionMatch(surface=text[start:end], start=start, end=end, score=score, position=0)
 
 
 def test_highlight_marks_mentions_and_skips_overlaps():
-    from ner_os.query import highlight
+    from ner_os.query.core import highlight
 
     text = "The T. rex met a Stegosaurus."
     mentions = [mention(17, 28, 0.9, text), mention(4, 10, 0.8, text), mention(6, 10, 0.7, text)]
@@ -425,7 +423,7 @@ def test_highlight_marks_mentions_and_skips_overlaps():
 
 
 def test_highlight_cuts_long_texts_around_the_best_mention():
-    from ner_os.query import highlight
+    from ner_os.query.core import highlight
 
     text = "x" * 500 + " Nile " + "y" * 500
     out = highlight(text, [mention(501, 505, 0.9, text)], lambda s: f"[[{s}]]", width=40)
@@ -434,7 +432,7 @@ def test_highlight_cuts_long_texts_around_the_best_mention():
 
 
 def test_client_side_fusion_uses_the_server_pipelines_rank_constant():
-    from ner_os.index import DEFAULT_PARAMS
-    from ner_os.query import RRF_RANK_CONSTANT
+    from ner_os.store.index import DEFAULT_PARAMS
+    from ner_os.query.core import RRF_RANK_CONSTANT
 
     assert RRF_RANK_CONSTANT == DEFAULT_PARAMS["rrf_rank_constant"]

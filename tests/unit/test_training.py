@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import ner_os.training as training
+import ner_os.training.core as training
 from ner_os.config import Settings
 from ner_os.head import ProjectionHead
-from ner_os.training import (
+from ner_os.training.core import (
     UNLABELLED, LabelledText, MentionVectors, RetrievalTask, TrainConfig, TrainingData, VectorCache,
     choose_dev_types, confusable_pairs, split_sentences, train_head,
 )

@@ -28,7 +28,7 @@ import numpy as np
 
 from ner_os.errors import ConfigError, NerOsError
 from ner_os.head import DESCRIPTIONS_READ, ProjectionHead, l2_normalise
-from ner_os.mentions import description_text, last_token_indices
+from ner_os.mentions.embedder import description_text, last_token_indices
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,14 @@ from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ner_os.checks import check_description, check_fraction
 from ner_os.errors import NerOsError
 
 MENTIONS_PATH = "mentions"
 DOC_ID_FIELD = "doc_id"  # a keyword copy of _id that ner-os load writes into every document
 VECTOR_FIELD = "mentions.vector"
 TEXT_FIELD = "text"
-RRF_RANK_CONSTANT = 60  # the rank_constant ner_os.index gives the RRF search pipeline, used by client-side fusion too
-MAX_DESCRIPTION_CHARS = 256
+RRF_RANK_CONSTANT = 60  # the rank_constant ner_os.store.index gives the RRF search pipeline, used by client-side fusion too
 MAX_WINDOW = 10_000  # index.max_result_window and the k-NN plugin's largest k
 MAX_INNER_HITS = 100  # index.max_inner_result_window's default
 DEFAULT_DEPTH = 100  # documents each ranking contributes before fusion (and the default k)
@@ -189,41 +189,6 @@ class TypeQuery:
         if self.min_score is not None:
             return "radial"
         return "hybrid" if self.hybrid else "knn"
-
-
-def check_fraction(name: str, value: Any, what: str = "", *, above_zero: bool = False) -> float:
-    """``value`` as a float when it is a number in [0, 1] (in (0, 1] with ``above_zero``); else an
-    error that names it (``what``: more words on what it is)."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or not (0.0 < value if above_zero else 0.0 <= value) or not value <= 1.0:
-        raise NerOsError(f"{name} must be a number in {'(0, 1]' if above_zero else '[0, 1]'}{what}, got {value!r}")
-    return float(value)
-
-
-def check_description(description: Any) -> str:
-    """The description, stripped; a one-line error when it is not usable text."""
-    if not isinstance(description, str):
-        raise NerOsError(f"a type description must be text, got {type(description).__name__}")
-    stripped = " ".join(description.split())
-    if not stripped:
-        raise NerOsError("the type description is empty: say what to look for, e.g. \"dinosaur\"")
-    if len(stripped) > MAX_DESCRIPTION_CHARS:
-        raise NerOsError(f"the type description has {len(stripped)} characters; at most "
-                         f"{MAX_DESCRIPTION_CHARS} are accepted (a type is a few words, e.g. \"river in Africa\")")
-    return stripped
-
-
-def check_vector(vector: Any, dim: int | None = None) -> list[float]:
-    """A vector as a list of floats, checked for finiteness and (when given) the index dimension."""
-    array = np.asarray(vector, dtype=np.float32)
-    if array.ndim != 1 or array.size == 0:
-        raise NerOsError(f"a type vector must be one non-empty row of numbers, got shape {array.shape}")
-    if dim is not None and array.size != dim:
-        raise NerOsError(f"the type vector has {array.size} dimensions but the index stores {dim}-d mention "
-                         "vectors: query with the model and head the index was loaded with")
-    if not np.all(np.isfinite(array)):
-        raise NerOsError("the type vector holds NaN or infinite values")
-    return [float(x) for x in array]
 
 
 def filter_clause(filters: Mapping[str, Any] | None) -> dict | None:
@@ -429,7 +394,7 @@ def search_request_line(index: str, body: dict, params: Mapping[str, Any] | None
 # ---------------------------------------------------------------------------------------------
 # the stored search template (Dev Tools sends only the vector)
 
-SEARCH_TEMPLATE_FILE = Path(__file__).resolve().parent.parent / "index_templates" / "search_templates" / "type_query.json"
+SEARCH_TEMPLATE_FILE = Path(__file__).resolve().parents[2] / "index_templates" / "search_templates" / "type_query.json"
 
 
 def search_template_id(index: str) -> str:
@@ -606,7 +571,7 @@ Steps = Generator["SearchRequest | MultiSearchRequest", Any, TypeResults]
 
 def hybrid_pipeline(index: str) -> str:
     """The RRF search pipeline ``ner-os templates install`` puts up for ``index`` (neural-search only)."""
-    from ner_os.index import pipeline_name
+    from ner_os.store.index import pipeline_name
 
     return pipeline_name(index, "rrf")
 

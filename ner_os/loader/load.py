@@ -1,7 +1,7 @@
 """The batch loader: a JSONL corpus -> spans -> value vectors -> head -> OpenSearch, overlapped and resumable.
 
 Four threads joined by small bounded queues, so that the encoder never waits for I/O or spaCy:
-``read`` parses and checks lines (:mod:`ner_os.corpus`), skips the lines of other shards, and
+``read`` parses and checks lines (:mod:`ner_os.loader.records`), skips the lines of other shards, and
 gathers a bounded *window* of documents that it sorts by token count and cuts into batches under
 the token budget; ``spans`` detects mentions where none were given; ``embed`` runs the encoder and
 the head; ``bulk`` tags mentions with registered types, writes the documents (``streaming_bulk``,
@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ner_os.config import Settings
-from ner_os.corpus import (
+from ner_os.loader.records import (
     DEFAULT_NESTED_LIMIT,
     MAX_LINE_BYTES,
     STDIN,
@@ -54,7 +54,7 @@ from ner_os.corpus import (
     read_lines,
 )
 from ner_os.errors import ClusterError, ConfigError, NerOsError
-from ner_os.mentions import vectors_identity
+from ner_os.mentions.embedder import vectors_identity
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def load(
     is created from the templates when missing. ``dry_run`` runs everything but the writes and
     needs no cluster. ``shard=(i, N)`` loads lines i+1, i+1+N, ... so that N workers together load
     the file once. ``resume`` continues after the checkpoint an earlier run of this input into this
-    index left. ``embedder`` (a :class:`ner_os.mentions.MentionEmbedder`), ``detector`` (with
+    index left. ``embedder`` (a :class:`ner_os.mentions.embedder.MentionEmbedder`), ``detector`` (with
     ``detect(texts)``) and ``client`` replace what the settings would build; ``tagger`` fills each
     mention's ``types`` (see :data:`Tagger`). ``progress``: None shows a bar on a terminal only.
     ``replace_index`` deletes the index before loading: after a change of head or encoder, whose
@@ -171,7 +171,7 @@ def load(
     started = time.perf_counter()
     target = None if dry_run else ClusterTarget.connect(settings, client)
     if embedder is None:
-        from ner_os.mentions import MentionEmbedder
+        from ner_os.mentions.embedder import MentionEmbedder
 
         embedder = MentionEmbedder.from_settings(settings)
     if detector is None:
@@ -225,7 +225,7 @@ def _check_options(shard: tuple[int, int], settings: Settings, max_line_bytes: i
 
 
 def default_detector():
-    from ner_os.spans import detector_from_name
+    from ner_os.spans.core import detector_from_name
 
     return detector_from_name("spacy")
 
@@ -678,7 +678,7 @@ class ClusterTarget:
     def connect(cls, settings: Settings, client=None) -> "ClusterTarget":
         """A client for the settings' cluster (a local node is started when no URL is set), once it
         answers; an unreachable cluster is a ``ClusterError`` after ``settings.timeout_s``."""
-        from ner_os.index import client_from_settings, wait_until_reachable
+        from ner_os.store.index import client_from_settings, wait_until_reachable
 
         if client is None:
             client = client_from_settings(settings)
@@ -703,7 +703,7 @@ class ClusterTarget:
     def prepare_index(self, settings: Settings, dim: int, vectors: dict | None = None) -> None:
         """Create the index for ``dim``-d mention vectors when missing, recording ``vectors`` (what makes
         them); refuse one of another size, or one whose vectors another encoder or head made."""
-        from ner_os.index import check_dimension, check_vectors, create_index, index_vector_dimension, \
+        from ner_os.store.index import check_dimension, check_vectors, create_index, index_vector_dimension, \
             install_templates
 
         if self.client.indices.exists(index=self.index):
@@ -731,7 +731,7 @@ class ClusterTarget:
         """Index the actions; ``{_id: reason}`` for the documents OpenSearch refused for good. 429s are
         retried by ``streaming_bulk``; 5xx and lost connections here, with exponential backoff; when
         they persist the load stops (a rerun resumes)."""
-        from ner_os.index import bulk_index
+        from ner_os.store.index import bulk_index
 
         pending = list(actions)
         refused: dict[str, str] = {}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from ner_os.errors import NerOsError
-from ner_os.spans import SpanError, validate_spans
+from ner_os.spans.core import SpanError, validate_spans
 
 STDIN = "-"
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected without being held in memory

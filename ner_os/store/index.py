@@ -25,7 +25,7 @@ from opensearchpy.helpers import streaming_bulk
 from ner_os.config import Settings, redacted_url
 from ner_os.errors import ClusterError, ConfigError
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "index_templates"
 COMPONENT_SUFFIXES = ("document", "mentions")
 PIPELINE_KINDS = ("minmax", "rrf")
 VECTORS_META = "ner_os_vectors"  # key in the document index mapping's _meta
@@ -224,7 +224,7 @@ def check_dimension(client: OpenSearch, name: str, dim: int) -> None:
 def client_from_settings(settings: Settings, wait_s: float | None = None) -> OpenSearch:
     """A client for the configured cluster (or the local node, started when no URL is set), checked
     to answer within ``wait_s`` seconds (default ``settings.timeout_s``)."""
-    from ner_os.local_node import ensure_cluster_url  # the local node pulls in subprocess machinery
+    from ner_os.store.local_node import ensure_cluster_url  # the local node pulls in subprocess machinery
 
     if settings.password and not settings.username:
         raise ConfigError("a password is set (NER_OS_PASSWORD) but no username (--username / NER_OS_USERNAME)")
