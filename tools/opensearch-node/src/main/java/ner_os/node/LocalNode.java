@@ -24,6 +24,11 @@ import org.opensearch.plugins.Plugin;
  * HOME holds data/ and logs/; HTTP_PORT 0 lets the OS pick a free port. Once the node is up, the
  * bound HTTP port is written to PORT_FILE (atomically), which is how the caller learns it.
  * SIGTERM closes the node cleanly.
+ *
+ * <p>{@code -Dner_os.node.settings=FILE} lays the settings in FILE over the single-node defaults
+ * (ML Commons thresholds, the security plugin's TLS files, a multi-node cluster's discovery); its
+ * list {@code ner_os.unset} names defaults to drop. Optional plugins (job-scheduler, ML Commons,
+ * security) load when their classes are on the classpath.
  */
 public final class LocalNode {
 
@@ -39,8 +44,18 @@ public final class LocalNode {
         "org.opensearch.script.mustache.MustachePlugin",
         "org.opensearch.index.reindex.ReindexPlugin",
         "org.opensearch.knn.plugin.KNNPlugin",
+        // optional sets: on the classpath only when local_node.py builds them in (ml_commons=, secure=)
+        "org.opensearch.jobscheduler.JobSchedulerPlugin",
+        "org.opensearch.ml.plugin.MachineLearningPlugin",
+        "org.opensearch.security.OpenSearchSecurityPlugin",
         "org.opensearch.neuralsearch.plugin.NeuralSearch"
     );
+
+    /** System property naming a settings file (YAML or JSON) laid over the defaults below. */
+    static final String SETTINGS_PROPERTY = "ner_os.node.settings";
+
+    /** A list in that file: default settings to drop (e.g. discovery.type for a multi-node cluster). */
+    static final String UNSET_KEY = "ner_os.unset";
 
     /** Node's classpath-plugin constructor is protected: this subclass exposes it. */
     private static final class ClasspathPluginNode extends Node {
@@ -58,7 +73,7 @@ public final class LocalNode {
         String httpPort = args[1];
         Path portFile = Path.of(args[2]).toAbsolutePath();
 
-        Settings settings = Settings.builder()
+        Settings.Builder builder = Settings.builder()
             .put("path.home", home.toString())
             .put("path.data", home.resolve("data").toString())
             .put("path.logs", home.resolve("logs").toString())
@@ -68,10 +83,19 @@ public final class LocalNode {
             .put("network.host", "127.0.0.1")
             .put("http.port", httpPort)
             .put("transport.port", "0")
-            .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .build();
+            .put("cluster.routing.allocation.disk.threshold_enabled", false);
+        String overlayFile = System.getProperty(SETTINGS_PROPERTY);
+        if (overlayFile != null && !overlayFile.isEmpty()) {
+            Settings overlay = Settings.builder().loadFromPath(Path.of(overlayFile)).build();
+            for (String key : overlay.getAsList(UNSET_KEY)) {
+                builder.remove(key);
+            }
+            builder.put(overlay.filter(key -> !key.equals(UNSET_KEY)));
+        }
+        Settings settings = builder.build();
+        String nodeName = settings.get("node.name");
         Environment environment = InternalSettingsPreparer.prepareEnvironment(
-            settings, Collections.emptyMap(), null, () -> "ner-os-local");
+            settings, Collections.emptyMap(), null, () -> nodeName);
 
         Node node = new ClasspathPluginNode(environment, loadablePlugins());
         CountDownLatch closed = new CountDownLatch(1);
