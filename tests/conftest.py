@@ -1,7 +1,7 @@
 """Shared fixtures: one real OpenSearch for the test session, a fresh index per test.
 
 The cluster comes from, in order: ``NER_OS_OPENSEARCH_URL``; a testcontainers OpenSearch when a
-Docker engine answers; the local Maven launcher (``ner_os.store.local_node``), started for the session
+Docker engine answers; the local Maven launcher (``ner_os.store.node.lifecycle``), started for the session
 and stopped at its end unless it was already running. With ``CI=true`` a cluster that cannot be
 had fails the run; elsewhere the integration tests are skipped, with the reason.
 """
@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 
-from ner_os.store import index, local_node
+from ner_os.store import connection, schema
+from ner_os.store.node import lifecycle as local_node
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
 
@@ -74,7 +75,7 @@ def opensearch_url():
 def client(opensearch_url):
     """An opensearch-py client for the session's cluster."""
     try:
-        return index.client_from_settings(Settings.resolve(opensearch_url=opensearch_url), wait_s=60)
+        return connection.client_from_settings(Settings.resolve(opensearch_url=opensearch_url), wait_s=60)
     except NerOsError as error:
         _unavailable(str(error))
 
@@ -85,4 +86,4 @@ def fresh_index(client):
     name = f"{TEST_INDEX_PREFIX}-{uuid.uuid4().hex[:12]}"
     yield name
     client.indices.delete(index=f"{name}*", ignore_unavailable=True, expand_wildcards="all")
-    index.remove_templates(client, name)
+    schema.remove_templates(client, name)

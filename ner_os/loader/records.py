@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from ner_os.errors import NerOsError
-from ner_os.spans.core import SpanError, validate_spans
+from ner_os.spans import SpanError, validate_spans
 
 STDIN = "-"
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected without being held in memory
@@ -48,6 +48,7 @@ class Line:
     raw: bytes  # without the line break; only a prefix when ``oversize``
     end_offset: int  # bytes of the (decompressed) input up to and including this line's break
     oversize: bool = False
+    problem: str | None = None  # why the line is refused before it is parsed (a record that is no JSON object)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ class Rejected:
     excerpt: str = ""
     id: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"line": self.line, "reason": self.reason}
+    def to_json(self, unit: str = "line") -> dict[str, Any]:
+        """The reject file's entry; ``unit``: the key of the position (``line``, or ``record`` for
+        :func:`ner_os.loader.load_records`)."""
+        out: dict[str, Any] = {unit: self.line, "reason": self.reason}
         if self.id is not None:
             out["id"] = self.id
         out["excerpt"] = self.excerpt
@@ -149,12 +152,14 @@ def _skip_to_line_end(stream: BinaryIO) -> int:
 
 
 def is_blank(line: Line) -> bool:
-    return not line.oversize and not line.raw.strip()
+    return not line.oversize and line.problem is None and not line.raw.strip()
 
 
 def parse_line(line: Line, max_line_bytes: int = MAX_LINE_BYTES,
                max_mentions: int = DEFAULT_NESTED_LIMIT) -> Document | Rejected:
     """Check one line and turn it into a document, or say why it is rejected."""
+    if line.problem is not None:
+        return _reject(line, line.problem)
     if line.oversize:
         return _reject(line, f"line longer than the {max_line_bytes}-byte limit")
     raw = line.raw[3:] if line.number == 1 and line.raw.startswith(b"\xef\xbb\xbf") else line.raw

@@ -12,7 +12,6 @@ loader makes in minutes happen in seconds; what is retried and when it stops is 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import signal
@@ -25,12 +24,12 @@ from pathlib import Path
 import pytest
 from opensearchpy.helpers import scan
 
-from ner_os.store import index as index_module
-from ner_os.store import local_node
+from ner_os.store import bulk, connection
+from ner_os.store.node import lifecycle as local_node
 from ner_os.config import Settings
 from ner_os.errors import ClusterError
-from ner_os.loader.load import load
-from ner_os.spans.core import NoDetector
+from ner_os.loader import load
+from ner_os.spans import NoDetector
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from local_proxies import ThrottlingProxy  # noqa: E402
 
-load_module = importlib.import_module("ner_os.loader.load")  # the package exports the function under that name
-BULK_INDEX = index_module.bulk_index
+BULK_INDEX = bulk.bulk_index
 WORDS = "Ada Lovelace met Charles Babbage in London while the Nile flows north through Egypt".split()
 
 
@@ -54,10 +52,10 @@ def embedder(tmp_path_factory):
 
 @pytest.fixture
 def quick_backoff(monkeypatch):
-    """The loader's and streaming_bulk's backoffs in tenths of a second instead of seconds."""
-    monkeypatch.setattr(load_module, "BACKOFF_FIRST_S", 0.05)
-    monkeypatch.setattr(load_module, "BACKOFF_MAX_S", 0.2)
-    monkeypatch.setattr(index_module, "bulk_index", functools.partial(BULK_INDEX, initial_backoff_s=0.05,
+    """The loader's (ner_os.store.bulk) and streaming_bulk's backoffs in tenths of a second instead of seconds."""
+    monkeypatch.setattr(bulk, "BACKOFF_FIRST_S", 0.05)
+    monkeypatch.setattr(bulk, "BACKOFF_MAX_S", 0.2)
+    monkeypatch.setattr(bulk, "bulk_index", functools.partial(BULK_INDEX, initial_backoff_s=0.05,
                                                                       max_backoff_s=0.2))
 
 
@@ -162,7 +160,7 @@ def test_a_node_killed_mid_load_and_restarted_ends_complete_without_loss_or_dupl
     lines = corpus(200)
     path = write(tmp_path / "corpus.jsonl", lines)
     data_dir = tmp_path / "load"
-    monkeypatch.setattr(load_module, "BULK_MAX_DOCS", 20)
+    monkeypatch.setattr(bulk, "BULK_MAX_DOCS", 20)
     outcome: dict = {}
 
     def first_run():
@@ -190,7 +188,7 @@ def test_a_node_killed_mid_load_and_restarted_ends_complete_without_loss_or_dupl
     resumed = run(path, url, "nerostest-killed", data_dir, embedder, batch_tokens=1024)
     assert resumed.resumed_after_line >= settled > 0
     assert resumed.documents == len(lines) and resumed.rejected == 0
-    client = index_module.client_from_settings(Settings.resolve(env={}, opensearch_url=url), wait_s=60)
+    client = connection.client_from_settings(Settings.resolve(env={}, opensearch_url=url), wait_s=60)
     assert_exactly(client, "nerostest-killed", lines)
     assert not rejects(tmp_path / "corpus.rejects.jsonl")
 
@@ -239,7 +237,7 @@ def test_sustained_429s_stop_the_load_resumably_and_a_rerun_completes(
         client, opensearch_url, fresh_index, embedder, tmp_path, quick_backoff, monkeypatch):
     lines = corpus(80)
     path = write(tmp_path / "c.jsonl", lines)
-    monkeypatch.setattr(load_module, "BULK_ATTEMPTS", 2)
+    monkeypatch.setattr(bulk, "BULK_ATTEMPTS", 2)
     with ThrottlingProxy(opensearch_url) as proxy:
         run(path, proxy.url, fresh_index, tmp_path, embedder)  # creates the index
         write(path, lines + corpus(40, first=80))

@@ -19,12 +19,12 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import scan
 
-from ner_os.store import index as index_module
+from ner_os.store import schema
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
-from ner_os.loader.load import load
-from ner_os.spans.core import Span, SpanDetector
+from ner_os.loader import load
+from ner_os.spans import Span, SpanDetector
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def embedder(tiny_model, tmp_path_factory):
-    from ner_os.encoder.runtime import Encoder
+    from ner_os.encoder import Encoder
     from ner_os.mentions.embedder import MentionEmbedder
 
     encoder = Encoder.load("custom", model=tiny_model, layer=TINY_LAYER, backend="torch",
@@ -75,7 +75,7 @@ def second_index(client, fresh_index):
     name = f"{fresh_index}-b"
     yield name
     client.indices.delete(index=name, ignore_unavailable=True)
-    index_module.remove_templates(client, name)
+    schema.remove_templates(client, name)
 
 
 def corpus_lines(count: int, seed: int = 0) -> list[str]:
@@ -210,6 +210,30 @@ class FailingAfter(OpenSearch):
         return super().bulk(*args, body=body, **kwargs)
 
 
+def test_load_records_writes_the_documents_load_writes_from_the_same_records_as_jsonl(
+        client, opensearch_url, fresh_index, second_index, embedder, tmp_path):
+    from ner_os.loader import load_records
+
+    lines = corpus_lines(40, seed=3)
+    lines[11] = json.dumps({"text": ""})
+    records = [json.loads(line) for line in lines]
+    from_file = run(write_corpus(tmp_path / "corpus.jsonl", lines), opensearch_url, fresh_index, tmp_path / "a",
+                    embedder)
+    settings = Settings.resolve(opensearch_url=opensearch_url, index=second_index, data_dir=str(tmp_path / "b"),
+                                batch_tokens=512)
+    options = dict(embedder=embedder, detector=CapitalisedWords(), progress=False, rejects=tmp_path / "r.jsonl")
+    from_records = load_records(records, settings, **options)
+    assert (from_records.documents, from_records.mentions, from_records.rejected) == \
+        (from_file.documents, from_file.mentions, 1)
+    assert_same_index(snapshot(client, second_index), snapshot(client, fresh_index))
+    assert json.loads((tmp_path / "r.jsonl").read_text())["record"] == 12
+    again = load_records(records, settings, **options)  # a list can be read again: resumed, nothing left
+    assert again.resumed_after_line == 40 and again.run_documents == 0 and again.documents == from_file.documents
+    once = load_records(iter(records), settings, **options)  # a generator cannot: loaded again, same ids
+    assert once.resumed_after_line == 0 and once.run_documents == from_file.documents
+    assert_same_index(snapshot(client, second_index), snapshot(client, fresh_index))
+
+
 def test_a_load_interrupted_midway_resumes_to_exactly_the_uninterrupted_index(
         client, opensearch_url, fresh_index, second_index, embedder, tmp_path):
     lines = corpus_lines(120)
@@ -259,7 +283,7 @@ def test_a_killed_cli_load_resumes_to_exactly_the_uninterrupted_index(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed after line" in resumed.stdout
     # the same corpus in one uninterrupted run, with the same model and detector, in-process
-    from ner_os.spans.core import detector_from_name
+    from ner_os.spans import detector_from_name
 
     run(path, opensearch_url, fresh_index, tmp_path / "whole", embedder, detector=detector_from_name("spacy"))
     assert_same_index(snapshot(client, second_index), snapshot(client, fresh_index))
@@ -278,8 +302,8 @@ def test_two_shards_together_equal_one_run(client, opensearch_url, fresh_index, 
 
 def test_a_malformed_corpus_rejects_exactly_the_bad_lines_and_loads_all_others(
         client, opensearch_url, fresh_index, embedder, tmp_path):
-    index_module.install_templates(client, Settings.resolve(index=fresh_index), embedder.dim)
-    index_module.create_index(client, fresh_index, embedder.dim, nested_objects_limit=4)
+    schema.install_templates(client, Settings.resolve(index=fresh_index), embedder.dim)
+    schema.create_index(client, fresh_index, embedder.dim, nested_objects_limit=4)
     client.indices.put_mapping(index=fresh_index, body={"properties": {"metadata": {"properties": {
         "year": {"type": "integer"}}}}})
     valid = iter(corpus_lines(12))
@@ -320,28 +344,29 @@ def test_a_malformed_corpus_rejects_exactly_the_bad_lines_and_loads_all_others(
 
 
 def test_an_index_of_another_dimension_is_refused(client, opensearch_url, fresh_index, embedder, tmp_path):
-    index_module.install_templates(client, Settings.resolve(index=fresh_index), embedder.dim + 1)
-    index_module.create_index(client, fresh_index, embedder.dim + 1)
+    schema.install_templates(client, Settings.resolve(index=fresh_index), embedder.dim + 1)
+    schema.create_index(client, fresh_index, embedder.dim + 1)
     with pytest.raises(ConfigError, match=f"{embedder.dim + 1}-d"):
         run(write_corpus(tmp_path / "c.jsonl", corpus_lines(2)), opensearch_url, fresh_index, tmp_path, embedder)
 
 
 def test_replace_index_reloads_an_index_the_old_head_filled(client, opensearch_url, fresh_index, embedder, tmp_path):
     from ner_os import registered_types as rt
+    from ner_os.store import types_index
 
     old_dim = embedder.dim + 1
-    index_module.install_templates(client, Settings.resolve(index=fresh_index), old_dim)
-    index_module.create_index(client, fresh_index, old_dim)
-    rt.store_type(client, fresh_index, rt.new_type("river", np.ones(old_dim, dtype=np.float32), name="water",
-                                                   min_score=0.05))
+    schema.install_templates(client, Settings.resolve(index=fresh_index), old_dim)
+    schema.create_index(client, fresh_index, old_dim)
+    types_index.store_type(client, fresh_index, rt.new_type("river", np.ones(old_dim, dtype=np.float32),
+                                                           name="water", min_score=0.05))
     corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(6))
 
     summary = run(corpus, opensearch_url, fresh_index, tmp_path, embedder, replace_index=True)
 
     documents = snapshot(client, fresh_index)
     assert summary.documents == 6 and len(documents) == 6
-    assert index_module.index_vector_dimension(client, fresh_index) == embedder.dim
-    (kept,) = rt.read_types(client, fresh_index)  # kept, re-embedded with the new model
+    assert schema.index_vector_dimension(client, fresh_index) == embedder.dim
+    (kept,) = types_index.read_types(client, fresh_index)  # kept, re-embedded with the new model
     assert (kept.name, kept.description, kept.min_score) == ("water", "river", 0.05)
     np.testing.assert_allclose(kept.vector, embedder.embed_type("river"), atol=1e-6)
     assert kept.encoder == embedder.identity()
@@ -367,7 +392,7 @@ def test_an_index_filled_by_another_head_of_the_same_size_is_refused(
     first, second = with_head(0), with_head(1)
     corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(3))
     run(corpus, opensearch_url, fresh_index, tmp_path, first)
-    assert index_module.index_vectors(client, fresh_index) == first.identity()
+    assert schema.index_vectors(client, fresh_index) == first.identity()
 
     with pytest.raises(ConfigError, match="filled by another model.*head"):
         run(corpus, opensearch_url, fresh_index, tmp_path, second)
@@ -376,7 +401,7 @@ def test_an_index_filled_by_another_head_of_the_same_size_is_refused(
     with pytest.raises(ConfigError, match="filled by another model"):
         NerOs(settings, opensearch=client, embedder=second).search_type("river", hybrid=False)
     run(corpus, opensearch_url, fresh_index, tmp_path, second, replace_index=True)
-    assert index_module.index_vectors(client, fresh_index) == second.identity()
+    assert schema.index_vectors(client, fresh_index) == second.identity()
 
 
 def test_replace_index_is_refused_per_shard_and_in_a_dry_run(opensearch_url, fresh_index, embedder, tmp_path):

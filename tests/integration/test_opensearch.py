@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ner_os.store import index
+from ner_os.store import bulk, connection, schema
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
 
@@ -54,9 +54,9 @@ MENTION_FIELDS = ["mentions.start", "mentions.end", "mentions.surface"]
 @pytest.fixture
 def loaded_index(client, fresh_index):
     """``fresh_index`` with the templates installed and the three documents written through them."""
-    index.install_templates(client, Settings.resolve(index=fresh_index), DIM)
+    schema.install_templates(client, Settings.resolve(index=fresh_index), DIM)
     actions = [{"_index": fresh_index, "_id": doc_id, "_source": source} for doc_id, source in DOCUMENTS.items()]
-    result = index.bulk_index(client, actions, refresh=True)
+    result = bulk.bulk_index(client, actions, refresh=True)
     assert result.failures == [] and result.indexed == len(DOCUMENTS)
     return fresh_index
 
@@ -95,16 +95,16 @@ def test_templates_give_a_bulk_created_index_nested_knn_mentions(client, loaded_
     assert vector["method"]["engine"] == "lucene" and vector["method"]["space_type"] == "cosinesimil"
     settings = client.indices.get_settings(index=loaded_index)[loaded_index]["settings"]["index"]
     assert settings["knn"] == "true"
-    assert int(settings["mapping"]["nested_objects"]["limit"]) == index.DEFAULT_PARAMS["nested_objects_limit"]
-    assert index.index_vector_dimension(client, loaded_index) == DIM
+    assert int(settings["mapping"]["nested_objects"]["limit"]) == schema.DEFAULT_PARAMS["nested_objects_limit"]
+    assert schema.index_vector_dimension(client, loaded_index) == DIM
 
 
 def test_install_templates_is_idempotent_and_refuses_another_dimension(client, loaded_index):
     settings = Settings.resolve(index=loaded_index)
-    first = index.install_templates(client, settings, DIM)
-    assert index.install_templates(client, settings, DIM) == first
+    first = schema.install_templates(client, settings, DIM)
+    assert schema.install_templates(client, settings, DIM) == first
     with pytest.raises(ConfigError, match=f"stores {DIM}-d"):
-        index.install_templates(client, settings, DIM * 2)
+        schema.install_templates(client, settings, DIM * 2)
 
 
 def test_nested_knn_with_max_ranks_the_right_parent_and_gives_the_mention_offsets(client, loaded_index):
@@ -141,20 +141,20 @@ def test_bulk_index_reports_per_item_failures_without_raising(client, loaded_ind
         {"_index": loaded_index, "_id": "bad", "_source": bad},
         {"_index": loaded_index, "_id": "good", "_source": DOCUMENTS["d3"]},
     ]
-    result = index.bulk_index(client, actions, refresh=True)
+    result = bulk.bulk_index(client, actions, refresh=True)
     assert result.indexed == 1
     (failure,) = result.failures
     assert (failure.doc_id, failure.status) == ("bad", 400)
     assert "dimension" in failure.reason.lower()
 
 
-@pytest.mark.parametrize("kind", index.PIPELINE_KINDS)
+@pytest.mark.parametrize("kind", schema.PIPELINE_KINDS)
 def test_server_side_hybrid_query_fuses_bm25_and_knn(client, loaded_index, kind):
-    if not index.has_neural_search(client):
+    if not connection.has_neural_search(client):
         pytest.skip("this cluster has no neural-search plugin: no server-side hybrid query")
     # BM25 finds only d3 ("Seine"); k-NN on the river direction ranks d1 (Nile) first: fusion keeps both
     query = {"hybrid": {"queries": [{"match": {"text": "Seine"}}, _mention_query(RIVER, k=3)]}}
-    hits = _search(client, loaded_index, query, search_pipeline=index.pipeline_name(loaded_index, kind))
+    hits = _search(client, loaded_index, query, search_pipeline=schema.pipeline_name(loaded_index, kind))
     ids = [hit["_id"] for hit in hits]
     assert {"d1", "d3"} <= set(ids)
     assert ids[0] == "d3"  # first in BM25 and second in k-NN beats first in k-NN alone

@@ -27,9 +27,9 @@ from click.testing import CliRunner
 from ner_os.cli import cli
 from ner_os.config import Settings
 from ner_os.errors import ClusterError
-from ner_os.store.index import client_from_settings
-from ner_os.loader.load import load
-from ner_os.spans.core import NoDetector
+from ner_os.store.connection import client_from_settings
+from ner_os.loader import load
+from ner_os.spans import NoDetector
 
 pytestmark = pytest.mark.integration
 

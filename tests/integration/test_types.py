@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from axis_embedder import AxisEmbedder
 
-from ner_os.store import index
+from ner_os.store import bulk, schema, types_index
 from ner_os import registered_types as rt
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
+from ner_os.fields import MAX_INNER_HITS
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +58,9 @@ def scores(description):
 
 @pytest.fixture
 def ner(client, opensearch_url, fresh_index, forget_types):
-    index.install_templates(client, Settings.resolve(index=fresh_index), DIM)
+    schema.install_templates(client, Settings.resolve(index=fresh_index), DIM)
     actions = [{"_index": fresh_index, "_id": doc_id, "_source": source(*fields)} for doc_id, fields in CORPUS.items()]
-    assert index.bulk_index(client, actions, refresh=True).failures == []
+    assert bulk.bulk_index(client, actions, refresh=True).failures == []
     return NerOs(Settings.resolve(opensearch_url=opensearch_url, index=fresh_index), opensearch=client,
                  embedder=AxisEmbedder(TYPE_VECTORS))
 
@@ -104,7 +105,7 @@ def test_a_document_loaded_later_is_tagged_by_the_loader_hook(ner, client, fresh
     tagger = ner.tagger()
     later = ("Paddle steamers still run on the Elbe near Dresden.",
              [("Elbe", unit((RIVER, 1), (CITY, 0.2))), ("Dresden", unit((CITY, 1)))])
-    written = index.bulk_index(client, [{"_index": fresh_index, "_id": "r5", "_source": source(*later, tagger)}],
+    written = bulk.bulk_index(client, [{"_index": fresh_index, "_id": "r5", "_source": source(*later, tagger)}],
                                refresh=True)
     assert written.failures == []
     assert ("r5", "Elbe") in tagged(client, fresh_index, "river")
@@ -212,14 +213,14 @@ def tagged_positions(client, name, type_name, ids):
 def forget_types(client, fresh_index):
     """Registry records of the test's index are deleted after the test, whatever happens."""
     yield
-    for registered in rt.read_types(client, fresh_index):
-        rt.delete_type_record(client, fresh_index, registered.name)
+    for registered in types_index.read_types(client, fresh_index):
+        types_index.delete_type_record(client, fresh_index, registered.name)
 
 
 @pytest.mark.model
 @pytest.mark.usefixtures("forget_types")
 def test_real_loader_tags_documents_loaded_after_the_type(client, opensearch_url, fresh_index, tmp_path):
-    from ner_os.loader.load import load
+    from ner_os.loader import load
 
     documents = water_sample()
     first, later = documents[:30], documents[30:]
@@ -236,7 +237,7 @@ def test_real_loader_tags_documents_loaded_after_the_type(client, opensearch_url
     threshold = ner.search_type("body of water", hybrid=False, size=5)[4].mentions[0].score - SCORE_ROUNDING
     report = ner.register_type("body of water", name="water", min_score=threshold)
     assert report.documents >= 5
-    registered = rt.get_type(client, fresh_index, "water")
+    registered = types_index.get_type(client, fresh_index, "water")
     first_ids = [row["id"] for row in first]
     assert tagged_positions(client, fresh_index, "water", first_ids) == exact_matches(client, fresh_index, registered,
                                                                                       first_ids)
@@ -253,13 +254,13 @@ def test_real_loader_tags_documents_loaded_after_the_type(client, opensearch_url
 
 
 def test_a_document_with_more_matches_than_inner_hits_returns_is_tagged_whole(ner, client, fresh_index):
-    count = rt.MAX_INNER_HITS + 20
+    count = MAX_INNER_HITS + 20
     text = " ".join(["Nile"] * count)
     mentions = [("Nile", unit((RIVER, 1), (CITY, 0.001 * i))) for i in range(count)]
     body = source(text, mentions)
     for i, mention in enumerate(body["mentions"]):  # text.index found the first Nile: spread the spans out
         mention["start"], mention["end"] = 5 * i, 5 * i + 4
-    assert index.bulk_index(client, [{"_index": fresh_index, "_id": "many", "_source": body}], refresh=True).failures == []
+    assert bulk.bulk_index(client, [{"_index": fresh_index, "_id": "many", "_source": body}], refresh=True).failures == []
     report = ner.register_type("river", min_score=0.85)
     positions = {position for doc_id, position in tagged_positions(client, fresh_index, "river", ["many"])}
     assert positions == set(range(count)) and report.mentions == count + 3

@@ -21,18 +21,18 @@ from hypothesis import strategies as st
 from ner_os.config import Settings
 from ner_os.loader.records import MAX_JSON_DEPTH, Document, Line, Rejected, is_blank, parse_line, read_lines
 from ner_os.errors import NerOsError
-from ner_os.loader.load import load
-from ner_os.query.core import (
+from ner_os.loader import load
+from ner_os.query import (
     TypeQuery,
     bm25_search_body,
     dsl_request,
     hybrid_search_body,
     knn_search_body,
-    search_template_script,
     template_request_line,
     type_search_steps,
 )
-from ner_os.spans.core import NoDetector
+from ner_os.store.search import search_template_script
+from ner_os.spans import NoDetector
 
 pytestmark = pytest.mark.unit
 
@@ -189,7 +189,7 @@ def split_points(text: str) -> list[int]:
                                                                   HealthCheck.function_scoped_fixture])
 @given(st.lists(edge_text.filter(lambda text: text.strip()), min_size=1, max_size=4), st.data())
 def test_mentions_at_any_code_point_boundary_embed_as_unit_vectors(embedder, texts, data):
-    from ner_os.spans.core import Span
+    from ner_os.spans import Span
 
     spans = []
     for text in texts:

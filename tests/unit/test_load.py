@@ -12,19 +12,13 @@ import pytest
 from ner_os.config import Settings
 from ner_os.loader.records import Line, Rejected
 from ner_os.errors import ConfigError, NerOsError
-from ner_os.loader.load import (
-    Checkpoint,
-    HashingReader,
-    LineLedger,
-    Mark,
-    RejectLog,
-    StageClock,
-    Stages,
-    is_retryable,
-    load,
-    plan_batches,
-)
-from ner_os.spans.core import NoDetector
+from ner_os.loader import load
+from ner_os.loader.batches import plan_batches
+from ner_os.loader.checkpoint import Checkpoint
+from ner_os.loader.ledger import LineLedger, Mark, RejectLog
+from ner_os.loader.sources import FileSource, HashingReader
+from ner_os.loader.stages import StageClock, Stages
+from ner_os.spans import NoDetector
 
 pytestmark = pytest.mark.unit
 
@@ -89,15 +83,15 @@ def test_a_fresh_run_drops_old_rejects_and_a_resumed_one_keeps_those_before_the_
 def test_the_checkpoint_reads_back_only_for_the_same_input_index_and_pipeline(tmp_path):
     settings = Settings.resolve(data_dir=str(tmp_path), index="books")
     pipeline = {"encoder": {"profile": "p", "layer": 3}, "dim": 8}
-    checkpoint = Checkpoint.for_input(settings, tmp_path / "corpus.jsonl", (1, 2), "uuid-1", pipeline)
+    checkpoint = Checkpoint.for_source(settings, FileSource(tmp_path / "corpus.jsonl"), (1, 2), "uuid-1", pipeline)
     assert checkpoint.read() is None
     mark = Mark(12, 340, "ab" * 32, documents=5, mentions=9, rejected=1)
     checkpoint.save(mark)
     assert checkpoint.path.parent == tmp_path / "checkpoints" / "books"
     assert "corpus.jsonl" in checkpoint.path.name and checkpoint.path.name.endswith(".shard-1-of-2.json")
-    assert Checkpoint.for_input(settings, tmp_path / "corpus.jsonl", (1, 2), "uuid-1", pipeline).read() == mark
-    recreated_index = Checkpoint.for_input(settings, tmp_path / "corpus.jsonl", (1, 2), "uuid-2", pipeline)
-    other_model = Checkpoint.for_input(settings, tmp_path / "corpus.jsonl", (1, 2), "uuid-1", {**pipeline, "dim": 9})
+    assert Checkpoint.for_source(settings, FileSource(tmp_path / "corpus.jsonl"), (1, 2), "uuid-1", pipeline).read() == mark
+    recreated_index = Checkpoint.for_source(settings, FileSource(tmp_path / "corpus.jsonl"), (1, 2), "uuid-2", pipeline)
+    other_model = Checkpoint.for_source(settings, FileSource(tmp_path / "corpus.jsonl"), (1, 2), "uuid-1", {**pipeline, "dim": 9})
     assert recreated_index.read() is None and other_model.read() is None
 
 
@@ -111,11 +105,6 @@ def test_the_input_fingerprint_accepts_the_same_prefix_and_refuses_a_changed_one
     assert follower.skip_verified(mark) and follower.readline() == b"three\n"
     assert not HashingReader(io.BytesIO(b"one\nTWO\nthree\n")).skip_verified(mark)
     assert not HashingReader(io.BytesIO(b"one\n")).skip_verified(mark)
-
-
-def test_retryable_bulk_statuses():
-    assert all(is_retryable(status) for status in (429, 500, 503, "N/A", None))
-    assert not any(is_retryable(status) for status in (400, 404, 409))
 
 
 # --- the stage threads ----------------------------------------------------------------------------
@@ -262,7 +251,7 @@ def test_a_document_the_embedder_refuses_is_rejected_and_the_rest_of_its_batch_l
 
 
 def test_spans_come_from_the_detector_where_none_are_given(tmp_path, embedder):
-    from ner_os.spans.core import Span, SpanDetector
+    from ner_os.spans import Span, SpanDetector
 
     class FirstWord(SpanDetector):
         name = "first-word"
@@ -289,9 +278,11 @@ def test_bad_options_are_config_errors(tmp_path, embedder):
 
 def test_the_loader_is_public_and_imported_lazily():
     import ner_os
-    import ner_os.loader.load  # noqa: F401  (importing the submodule must not hide the function of that name)
+    import ner_os.loader.api  # noqa: F401  (no submodule is named after the functions)
+    from ner_os.loader import load_records
 
     assert ner_os.load is load and "load" in ner_os.__all__
+    assert ner_os.load_records is load_records and "load_records" in ner_os.__all__
 
 
 def test_the_cli_exits_1_on_rejects_unless_allowed(tmp_path, monkeypatch, embedder):
@@ -308,7 +299,7 @@ def test_the_cli_exits_1_on_rejects_unless_allowed(tmp_path, monkeypatch, embedd
     def load_with_tiny_model(source, settings, **options):
         return real_load(source, settings, embedder=embedder, detector=NoDetector(), **options)
 
-    monkeypatch.setattr(sys.modules["ner_os.loader.load"], "load", load_with_tiny_model)
+    monkeypatch.setattr(sys.modules["ner_os.loader"], "load", load_with_tiny_model)
     runner = CliRunner()
     result = runner.invoke(cli_module.cli, ["load", str(path), "--dry-run", "--no-progress"])
     assert result.exit_code == 1, result.output

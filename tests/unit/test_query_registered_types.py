@@ -68,7 +68,7 @@ def test_names_are_checked_and_default_to_the_description():
         rt.check_name("x" * 200)
 
 
-def test_records_round_trip_and_are_keyed_by_index_and_name():
+def test_records_round_trip():
     original = rt.new_type("river", unit([0.6, 0.8]), min_score=0.75, encoder={"profile": "p", "layer": 3})
     source = original.to_source("books")
     assert source["index"] == "books" and source["dim"] == 2
@@ -76,15 +76,6 @@ def test_records_round_trip_and_are_keyed_by_index_and_name():
     assert (back.name, back.description, back.min_score, dict(back.encoder)) == ("river", "river", 0.75,
                                                                                  {"profile": "p", "layer": 3})
     assert back.vector == pytest.approx(original.vector)
-    assert rt.record_id("books", "river") != rt.record_id("books-river", "")
-
-
-def test_scripts_take_the_type_name_as_a_parameter_only():
-    for script in (rt.ADD_TYPE_SCRIPT, rt.REMOVE_TYPE_SCRIPT):
-        assert "params.type" in script
-    actions = rt.script_action("i", "d", rt.ADD_TYPE_SCRIPT, {"type": "x'); drop", "positions": [1]})
-    assert actions["script"]["source"] == rt.ADD_TYPE_SCRIPT
-    assert actions["script"]["params"]["type"] == "x'); drop"
 
 
 def test_exact_matching_query_thresholds_on_the_knn_score_scale():

@@ -1,4 +1,4 @@
-"""The document index in OpenSearch: the client, index templates, search pipelines, bulk writes.
+"""The document index's schema: templates, search pipelines, creating the index and checking what it holds.
 
 Templates live as JSON in ``index_templates/`` with ``{{placeholders}}``; the vector dimension is
 always the caller's (the head's output size), never a constant in a file. All objects are named
@@ -13,19 +13,18 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_errors
-from opensearchpy.helpers import streaming_bulk
 
-from ner_os.config import Settings, redacted_url
+from ner_os.config import Settings
 from ner_os.errors import ClusterError, ConfigError
+from ner_os.resources import templates_dir
+from ner_os.store.connection import call, has_neural_search, ignore_missing, reason, require_knn
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "index_templates"
 COMPONENT_SUFFIXES = ("document", "mentions")
 PIPELINE_KINDS = ("minmax", "rrf")
 VECTORS_META = "ner_os_vectors"  # key in the document index mapping's _meta
@@ -37,9 +36,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "rrf_rank_constant": 60,
 }
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-
-
-# --- templates --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -57,14 +53,14 @@ def pipeline_name(index: str, kind: str) -> str:
 
 
 def render_template(filename: str, **values: Any) -> dict:
-    """``index_templates/<filename>`` with each ``{{name}}`` replaced by ``values[name]``.
+    """``index_templates/<filename>`` (see :mod:`ner_os.resources`) with each ``{{name}}`` replaced by ``values[name]``.
 
     A string that is exactly one placeholder takes the value's own JSON type (the dimension stays an
     integer); a placeholder inside a longer string is replaced by its text.
     """
-    path = TEMPLATES_DIR / filename
+    path = templates_dir() / filename
     if not path.is_file():
-        raise ConfigError(f"index template file {path} is missing (run ner-os from a clone of the repository)")
+        raise ConfigError(f"index template file {path} is missing: reinstall ner-os")
     return _substitute(json.loads(path.read_text()), values, path)
 
 
@@ -124,27 +120,27 @@ def install_templates(client: OpenSearch, settings: Settings, dim: int, **params
     components = tuple(f"{index}-{suffix}" for suffix in COMPONENT_SUFFIXES)
     for suffix, name in zip(COMPONENT_SUFFIXES, components):
         body = render_template(f"component_template.{suffix}.json", **values)
-        _call(client, f"component template {name}", client.cluster.put_component_template, name=name, body=body)
+        call(f"installing component template {name}", client.cluster.put_component_template, name=name, body=body)
     body = render_template("index_template.json", **values)
-    _call(client, f"index template {index}", client.indices.put_index_template, name=index, body=body)
+    call(f"installing index template {index}", client.indices.put_index_template, name=index, body=body)
     pipelines = {}
     if has_neural_search(client):
         for kind in PIPELINE_KINDS:
             name = pipeline_name(index, kind)
             body = render_template(f"search_pipeline.{kind}.json", **values)
-            _call(client, f"search pipeline {name}", client.transport.perform_request,
-                  "PUT", f"/_search/pipeline/{name}", body=body)
+            call(f"installing search pipeline {name}", client.transport.perform_request,
+                 "PUT", f"/_search/pipeline/{name}", body=body)
             pipelines[kind] = name
     return TemplateNames(index_template=index, component_templates=components, search_pipelines=pipelines)
 
 
 def remove_templates(client: OpenSearch, index: str) -> None:
     """Delete the index template, component templates and search pipelines named after ``index``."""
-    _ignore_missing(client.indices.delete_index_template, name=index)
+    ignore_missing(client.indices.delete_index_template, name=index)
     for suffix in COMPONENT_SUFFIXES:
-        _ignore_missing(client.cluster.delete_component_template, name=f"{index}-{suffix}")
+        ignore_missing(client.cluster.delete_component_template, name=f"{index}-{suffix}")
     for kind in PIPELINE_KINDS:
-        _ignore_missing(client.transport.perform_request, "DELETE", f"/_search/pipeline/{pipeline_name(index, kind)}")
+        ignore_missing(client.transport.perform_request, "DELETE", f"/_search/pipeline/{pipeline_name(index, kind)}")
 
 
 def create_index(client: OpenSearch, name: str, dim: int, vectors: Mapping[str, Any] | None = None,
@@ -166,7 +162,7 @@ def create_index(client: OpenSearch, name: str, dim: int, vectors: Mapping[str, 
         if error.error == "resource_already_exists_exception":  # created concurrently
             check_dimension(client, name, dim)
             return False
-        raise ClusterError(f"creating index {name} failed: {_reason(error)}") from None
+        raise ClusterError(f"creating index {name} failed: {reason(error)}") from None
     return True
 
 
@@ -218,160 +214,25 @@ def check_dimension(client: OpenSearch, name: str, dim: int) -> None:
                           "(ner-os load --replace-index)")
 
 
-# --- the cluster ------------------------------------------------------------------------------
+# --- the index itself -------------------------------------------------------------------------
 
 
-def client_from_settings(settings: Settings, wait_s: float | None = None) -> OpenSearch:
-    """A client for the configured cluster (or the local node, started when no URL is set), checked
-    to answer within ``wait_s`` seconds (default ``settings.timeout_s``)."""
-    from ner_os.store.local_node import ensure_cluster_url  # the local node pulls in subprocess machinery
-
-    if settings.password and not settings.username:
-        raise ConfigError("a password is set (NER_OS_PASSWORD) but no username (--username / NER_OS_USERNAME)")
-    url = ensure_cluster_url(settings)
-    auth = (settings.username, settings.password or "") if settings.username else None
-    client = OpenSearch(
-        hosts=[url],
-        http_auth=auth,
-        verify_certs=settings.verify_certs,
-        ssl_show_warn=settings.verify_certs,
-        ca_certs=settings.ca_certs,
-        client_cert=settings.client_cert,
-        client_key=settings.client_key,
-        timeout=settings.timeout_s,
-        max_retries=3,
-        retry_on_timeout=True,
-    )
-    wait_until_reachable(client, url, settings.timeout_s if wait_s is None else wait_s)
-    return client
+def index_exists(client: OpenSearch, name: str) -> bool:
+    return bool(client.indices.exists(index=name))
 
 
-def wait_until_reachable(client: OpenSearch, url: str, wait_s: float) -> dict:
-    """``GET /`` until it answers; ``ClusterError`` after ``wait_s`` or at once on TLS/auth refusal."""
-    url = redacted_url(url)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return client.info(request_timeout=max(1.0, min(5.0, wait_s)))
-        except os_errors.SSLError as error:
-            raise ClusterError(f"TLS handshake with {url} failed ({error.info or error}); "
-                               "check --ca-certs / NER_OS_CA_CERTS or NER_OS_VERIFY_CERTS") from None
-        except (os_errors.AuthenticationException, os_errors.AuthorizationException) as error:
-            raise ClusterError(f"{url} refused the credentials (HTTP {error.status_code}); "
-                               "check --username / NER_OS_USERNAME and NER_OS_PASSWORD") from None
-        except os_errors.TransportError as error:  # connection refused, timeout, 503 while starting
-            if time.monotonic() >= deadline:
-                raise ClusterError(f"OpenSearch at {url} is unreachable after {wait_s:.0f} s: {_reason(error)}") from None
-            time.sleep(1.0)
+def delete_index(client: OpenSearch, name: str) -> None:
+    """Delete index ``name``; nothing when there is none."""
+    client.indices.delete(index=name, ignore_unavailable=True)
 
 
-def cluster_plugins(client: OpenSearch) -> set[str]:
-    """Plugin names of the cluster's nodes, lower case (``opensearch-knn``, or the class name of a
-    classpath plugin such as ``org.opensearch.knn.plugin.knnplugin`` on the local launcher)."""
-    rows = client.cat.plugins(format="json")
-    return {row["component"].lower() for row in rows}
+def create_plain_index(client: OpenSearch, name: str, body: Mapping[str, Any]) -> None:
+    """Create index ``name`` from an explicit body (settings and mappings), not from the templates."""
+    call(f"creating index {name}", client.indices.create, index=name, body=dict(body))
 
 
-def has_knn(client: OpenSearch) -> bool:
-    return any("knn" in name for name in cluster_plugins(client))
-
-
-def has_neural_search(client: OpenSearch) -> bool:
-    """True when the ``hybrid`` query and the normalization / RRF search processors are available."""
-    return any("neural" in name for name in cluster_plugins(client))
-
-
-def require_knn(client: OpenSearch) -> None:
-    if not has_knn(client):
-        raise ClusterError("the cluster has no k-NN plugin (opensearch-knn); ner-os needs it for mention vectors")
-
-
-# --- bulk writes ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BulkFailure:
-    doc_id: str | None
-    index: str | None
-    status: int | str | None  # HTTP status of the item, or "N/A" when the whole request failed
-    reason: str
-
-
-@dataclass
-class BulkResult:
-    indexed: int = 0
-    failures: list[BulkFailure] = field(default_factory=list)
-
-
-def bulk_index(
-    client: OpenSearch,
-    actions: Iterable[Mapping[str, Any]],
-    *,
-    chunk_size: int = 200,
-    max_chunk_bytes: int = 10 * 1024 * 1024,
-    max_retries: int = 5,
-    initial_backoff_s: float = 2.0,
-    max_backoff_s: float = 60.0,
-    refresh: bool | str = False,
-) -> BulkResult:
-    """Write ``actions`` (bulk action dicts: ``_index``, ``_id``, ``_source`` / ``_op_type``) with
-    ``streaming_bulk``, which retries items rejected with 429; every other failure is returned, one
-    ``BulkFailure`` per item, never raised. Requests are bounded both in count and in bytes."""
-    result = BulkResult()
-    for ok, item in streaming_bulk(
-        client,
-        actions,
-        chunk_size=chunk_size,
-        max_chunk_bytes=max_chunk_bytes,
-        max_retries=max_retries,
-        initial_backoff=initial_backoff_s,
-        max_backoff=max_backoff_s,
-        raise_on_error=False,
-        raise_on_exception=False,
-        yield_ok=True,
-        refresh=refresh,
-    ):
-        if ok:
-            result.indexed += 1
-        else:
-            result.failures.append(_bulk_failure(item))
-    return result
-
-
-def _bulk_failure(item: Mapping[str, Any]) -> BulkFailure:
-    (details,) = item.values()  # {"index": {...}} / {"create": {...}}
-    error = details.get("error")
-    if isinstance(error, Mapping):
-        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-        caused_by = error.get("caused_by")
-        if isinstance(caused_by, Mapping) and caused_by.get("reason"):
-            reason += f" (caused by {caused_by.get('type')}: {caused_by['reason']})"
-    else:
-        reason = str(error)
-    return BulkFailure(doc_id=details.get("_id"), index=details.get("_index"), status=details.get("status"),
-                       reason=reason)
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _call(client: OpenSearch, what: str, function, *args, **kwargs):
-    try:
-        return function(*args, **kwargs)
-    except os_errors.TransportError as error:
-        raise ClusterError(f"installing {what} failed: {_reason(error)}") from None
-
-
-def _ignore_missing(function, *args, **kwargs) -> None:
-    try:
-        function(*args, **kwargs)
-    except os_errors.NotFoundError:
-        pass
-
-
-def _reason(error: os_errors.TransportError) -> str:
-    info = error.info
-    if isinstance(info, Mapping) and isinstance(info.get("error"), Mapping):
-        root = info["error"]
-        return f"{root.get('type')}: {root.get('reason')}"
-    return str(error.error if error.error not in (None, "N/A") else error)
+def index_settings(client: OpenSearch, name: str) -> dict[str, Any]:
+    """The flat settings of index ``name``, defaults included (``index.uuid``, ``index.mapping...``)."""
+    flat = client.indices.get_settings(index=name, include_defaults=True, flat_settings=True)
+    values = next(iter(flat.values()))
+    return {**values.get("defaults", {}), **values.get("settings", {})}

@@ -1,25 +1,27 @@
+"""The document index's schema without a cluster: templates, placeholders, search pipelines."""
+
 import pytest
 
-from ner_os.store import index
+from ner_os.store import schema
 from ner_os.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
 
 def test_index_body_takes_the_dimension_from_the_caller_as_an_integer():
-    body = index.index_body("docs", 500)
+    body = schema.index_body("docs", 500)
     vector = body["mappings"]["properties"]["mentions"]["properties"]["vector"]
     assert vector["dimension"] == 500
     assert vector["method"] == {
         "name": "hnsw", "engine": "lucene", "space_type": "cosinesimil",
-        "parameters": {"m": index.DEFAULT_PARAMS["hnsw_m"], "ef_construction": index.DEFAULT_PARAMS["hnsw_ef_construction"]},
+        "parameters": {"m": schema.DEFAULT_PARAMS["hnsw_m"], "ef_construction": schema.DEFAULT_PARAMS["hnsw_ef_construction"]},
     }
     assert body["settings"]["index.knn"] is True
     assert body["mappings"]["_meta"]["ner_os"]["vector_dimension"] == 500
 
 
 def test_index_body_merges_both_components_and_the_index_template_settings():
-    body = index.index_body("docs", 8, hnsw_m=32, nested_objects_limit=123)
+    body = schema.index_body("docs", 8, hnsw_m=32, nested_objects_limit=123)
     properties = body["mappings"]["properties"]
     assert {"text", "doc_id", "metadata", "mentions"} <= set(properties)
     assert properties["mentions"]["properties"]["vector"]["method"]["parameters"]["m"] == 32
@@ -28,63 +30,48 @@ def test_index_body_merges_both_components_and_the_index_template_settings():
 
 
 def test_index_template_names_its_components_and_patterns_after_the_index():
-    values = index.template_values("books", 8)
-    template = index.render_template("index_template.json", **values)
+    values = schema.template_values("books", 8)
+    template = schema.render_template("index_template.json", **values)
     assert template["index_patterns"] == ["books", "books-*"]
     assert template["composed_of"] == ["books-document", "books-mentions"]
     # a longer (more specific) index name gets a higher priority than an overlapping shorter one
-    assert template["priority"] > index.template_values("book", 8)["priority"]
+    assert template["priority"] > schema.template_values("book", 8)["priority"]
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "8", True, None])
 def test_a_dimension_that_is_not_a_positive_integer_is_refused(bad):
     with pytest.raises(ConfigError, match="positive integer"):
-        index.index_body("docs", bad)
+        schema.index_body("docs", bad)
 
 
 def test_unknown_template_parameters_are_refused():
     with pytest.raises(ConfigError, match="hnsw_mm"):
-        index.index_body("docs", 8, hnsw_mm=4)
+        schema.index_body("docs", 8, hnsw_mm=4)
 
 
 def test_a_placeholder_without_a_value_names_the_file(tmp_path, monkeypatch):
     (tmp_path / "t.json").write_text('{"a": "{{missing}}"}')
-    monkeypatch.setattr(index, "TEMPLATES_DIR", tmp_path)
+    monkeypatch.setattr(schema, "templates_dir", lambda: tmp_path)
     with pytest.raises(ConfigError, match=r"t\.json: no value for placeholder \{\{missing\}\}"):
-        index.render_template("t.json")
+        schema.render_template("t.json")
 
 
 def test_placeholders_inside_longer_strings_become_text(tmp_path, monkeypatch):
     (tmp_path / "t.json").write_text('{"name": "{{index}}-x", "n": "{{n}}", "list": ["{{n}}"]}')
-    monkeypatch.setattr(index, "TEMPLATES_DIR", tmp_path)
-    assert index.render_template("t.json", index="docs", n=3) == {"name": "docs-x", "n": 3, "list": [3]}
+    monkeypatch.setattr(schema, "templates_dir", lambda: tmp_path)
+    assert schema.render_template("t.json", index="docs", n=3) == {"name": "docs-x", "n": 3, "list": [3]}
 
 
 def test_pipeline_names_follow_the_index_and_unknown_kinds_are_refused():
-    assert index.pipeline_name("docs", "rrf") == "docs-rrf"
+    assert schema.pipeline_name("docs", "rrf") == "docs-rrf"
     with pytest.raises(ConfigError, match="unknown search pipeline kind"):
-        index.pipeline_name("docs", "linear")
+        schema.pipeline_name("docs", "linear")
 
 
 def test_search_pipelines_render_with_their_processors():
-    values = index.template_values("docs", 8)
-    rrf = index.render_template("search_pipeline.rrf.json", **values)
+    values = schema.template_values("docs", 8)
+    rrf = schema.render_template("search_pipeline.rrf.json", **values)
     processor = rrf["phase_results_processors"][0]["score-ranker-processor"]
     assert processor["combination"] == {"technique": "rrf", "rank_constant": 60}
-    minmax = index.render_template("search_pipeline.minmax.json", **values)
+    minmax = schema.render_template("search_pipeline.minmax.json", **values)
     assert "normalization-processor" in minmax["phase_results_processors"][0]
-
-
-def test_bulk_failures_carry_id_status_and_the_nested_reason():
-    item = {"index": {"_index": "docs", "_id": "7", "status": 400, "error": {
-        "type": "mapper_parsing_exception", "reason": "failed to parse",
-        "caused_by": {"type": "illegal_argument_exception", "reason": "Vector dimension mismatch"}}}}
-    failure = index._bulk_failure(item)
-    assert (failure.doc_id, failure.index, failure.status) == ("7", "docs", 400)
-    assert failure.reason == ("mapper_parsing_exception: failed to parse "
-                              "(caused by illegal_argument_exception: Vector dimension mismatch)")
-
-
-def test_bulk_failures_of_a_failed_request_keep_the_error_text():
-    failure = index._bulk_failure({"create": {"_id": "1", "status": "N/A", "error": "ConnectionError(refused)"}})
-    assert (failure.doc_id, failure.status, failure.reason) == ("1", "N/A", "ConnectionError(refused)")
