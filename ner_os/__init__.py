@@ -1,5 +1,6 @@
 """ner-os: zero-shot named entity retrieval inside OpenSearch."""
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -10,32 +11,16 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from ner_os.config import Settings  # noqa: E402
 from ner_os.errors import NerOsError  # noqa: E402
 
-__all__ = ["Settings", "NerOsError", "__version__", "load", "search_type", "embed_type", "NerOs"]
-
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
+__all__ = ["Settings", "NerOsError", "__version__", "load", "load_records", "search_type", "embed_type", "NerOs"]
 
 # Public functions imported on first use, so that ``import ner_os`` stays light: name -> module.
-_LAZY = {"load": "ner_os.loader.load", "search_type": "ner_os.query.core", "embed_type": "ner_os.mentions.embedder", "NerOs": "ner_os.client"}
+_LAZY = {"load": "ner_os.loader", "load_records": "ner_os.loader", "search_type": "ner_os.client",
+         "embed_type": "ner_os.mentions.embedder", "NerOs": "ner_os.client"}
 
 
-class _Package(_types.ModuleType):
-    def __getattr__(self, name):  # only called for names not yet bound
-        if name not in _LAZY:
-            raise AttributeError(f"module 'ner_os' has no attribute {name!r}")
-        from importlib import import_module
-
-        value = getattr(import_module(_LAZY[name]), name)
-        super().__setattr__(name, value)
-        return value
-
-    def __setattr__(self, name, value):
-        # Importing the submodule ner_os.loader.load binds it under the same name as the function it
-        # defines; keep the public name for the function (the module stays reachable with
-        # ``from ner_os.loader.load import ...``).
-        if name in _LAZY and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
+def __getattr__(name):  # only called for names not yet bound (PEP 562)
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ner_os' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

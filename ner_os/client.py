@@ -14,15 +14,25 @@ from __future__ import annotations
 import functools
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ner_os.query import core as q
+from ner_os import query as q
 from ner_os import registered_types as rt
 from ner_os.checks import check_description, check_vector
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, NerOsError
+from ner_os.fields import VECTOR_FIELD
+from ner_os.head import ProjectionHead, shipped_head_path
+from ner_os.mentions.embedder import MentionEmbedder, vectors_identity
+from ner_os.profiles import resolve_profile
+from ner_os.store import schema, types_index
+from ner_os.store import search as store
+from ner_os.store.connection import client_from_settings, has_neural_search
+from ner_os.training import DataPlan, TrainConfig, TrainResult, train_on_fewnerd
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +73,24 @@ class NerOs:
     @property
     def opensearch(self):
         if self._opensearch is None:
-            from ner_os.store.index import client_from_settings
-
             self._opensearch = client_from_settings(self.settings)
         return self._opensearch
 
     @property
     def embedder(self):
         if self._embedder is None:
-            from ner_os.mentions.embedder import MentionEmbedder
-
             self._embedder = MentionEmbedder.from_settings(self.settings)
         return self._embedder
 
     def encoder_identity(self) -> dict[str, Any] | None:
         """What produced the vectors (``MentionEmbedder.identity``): stored with each registered type."""
-        from ner_os.mentions.embedder import vectors_identity
-
         return vectors_identity(self.embedder)
 
     def check_index_vectors(self, index: str | None = None) -> None:
         """Refuse an index whose recorded vectors another encoder or head made (checked once per index)."""
-        from ner_os.store.index import check_vectors
-
         index = self.index_name(index)
         if index not in self._checked_vectors:
-            check_vectors(self.opensearch, index, self.encoder_identity())
+            schema.check_vectors(self.opensearch, index, self.encoder_identity())
             self._checked_vectors.add(index)
 
     def type_vector(self, description: str) -> np.ndarray:
@@ -124,21 +126,17 @@ class NerOs:
         """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
         index = self.index_name(index)
         if index not in self._dimensions:
-            from ner_os.store.index import index_vector_dimension
-
-            dim = index_vector_dimension(self.opensearch, index)
+            dim = schema.index_vector_dimension(self.opensearch, index)
             if dim is None:
-                if not self.opensearch.indices.exists(index=index):
+                if not schema.index_exists(self.opensearch, index):
                     raise NerOsError(f"index {index!r} does not exist: load documents into it first "
                                      "(ner-os load) or name another one with --index")
-                raise NerOsError(f"index {index!r} has no {q.VECTOR_FIELD} field: it is not a ner-os index")
+                raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
             self._dimensions[index] = dim
         return self._dimensions[index]
 
     def neural_search(self) -> bool:
         if self._neural_search is None:
-            from ner_os.store.index import has_neural_search
-
             self._neural_search = has_neural_search(self.opensearch)
         return self._neural_search
 
@@ -151,7 +149,7 @@ class NerOs:
         if self.fusion == "client":
             return False
         if index not in self._server_hybrid:
-            available = self.neural_search() and self._pipeline_exists(self.pipeline(index))
+            available = self.neural_search() and store.pipeline_exists(self.opensearch, self.pipeline(index))
             if self.fusion == "server" and not available:
                 raise NerOsError(f"server-side fusion needs the neural-search plugin and search pipeline "
                                  f"{self.pipeline(index)} (ner-os templates install)")
@@ -160,9 +158,6 @@ class NerOs:
                             "install`); fusing BM25 and k-NN on the client", self.pipeline(index))
             self._server_hybrid[index] = available
         return self._server_hybrid[index]
-
-    def _pipeline_exists(self, name: str) -> bool:
-        return bool(self.opensearch.search_pipeline.get(id=name, ignore=404))
 
     # --- type search -------------------------------------------------------------------------
 
@@ -208,7 +203,7 @@ class NerOs:
             raise NerOsError("the search template covers top-k k-NN queries: drop --min-score and --filter")
         index = self.index_name(index)
         vector = self.index_type_vector(query.description, index)
-        template_id = q.install_search_template(self.opensearch, index)
+        template_id = store.install_search_template(self.opensearch, index)
         return q.template_request_line(index, template_id, vector, query)
 
     def _drive(self, steps, index: str) -> q.TypeResults:
@@ -220,24 +215,13 @@ class NerOs:
             return stop.value
 
     def _send(self, request, index: str):
-        from opensearchpy import exceptions as os_errors
-
         try:
             if isinstance(request, q.MultiSearchRequest):
-                lines: list[dict] = []
-                for body in request.bodies:
-                    lines += [{"index": index}, body]
-                responses = self.opensearch.msearch(body=lines)["responses"]
-                for response in responses:
-                    if "error" in response:
-                        raise ClusterError(f"search on {index!r} failed: {_reason(response['error'])}")
-                return responses
-            return self.opensearch.search(index=index, body=request.body, **request.params)
-        except os_errors.NotFoundError:
+                return store.msearch(self.opensearch, index, request.bodies)
+            return store.search(self.opensearch, index, request.body, **request.params)
+        except store.MissingIndex:
             self._dimensions.pop(index, None)
-            raise NerOsError(f"index {index!r} does not exist (any more)") from None
-        except os_errors.TransportError as error:
-            raise ClusterError(f"search on {index!r} failed: {_reason(error.info if isinstance(error.info, dict) else error)}") from None
+            raise
 
     # --- registered types --------------------------------------------------------------------
 
@@ -249,25 +233,39 @@ class NerOs:
         vector = self.index_type_vector(description, index)
         registered = rt.new_type(description, np.asarray(vector, dtype=np.float32), name=name, min_score=min_score,
                                  encoder=self.encoder_identity())
-        return rt.register(self.opensearch, index, registered)
+        return types_index.register(self.opensearch, index, registered)
 
     def registered_types(self, index: str | None = None) -> list[rt.RegisteredType]:
-        return rt.read_types(self.opensearch, self.index_name(index))
+        return types_index.read_types(self.opensearch, self.index_name(index))
 
     def remove_type(self, name: str, *, index: str | None = None) -> rt.TagReport:
-        return rt.unregister(self.opensearch, self.index_name(index), name)
+        return types_index.unregister(self.opensearch, self.index_name(index), name)
 
     def refresh_types(self, names: Sequence[str] = (), *, index: str | None = None) -> list[rt.TagReport]:
         """Re-embed the types (all, or ``names``) with the current model and re-tag the index."""
         index = self.index_name(index)
-        wanted = [rt.get_type(self.opensearch, index, name) for name in names] if names else \
+        wanted = [types_index.get_type(self.opensearch, index, name) for name in names] if names else \
             self.registered_types(index)
         return [self.register_type(registered.description, name=registered.name, min_score=registered.min_score,
                                    index=index) for registered in wanted]
 
     def tagger(self, index: str | None = None) -> rt.Tagger | None:
         """The loader's hook: tags new mentions with the index's registered types (None when none)."""
-        return rt.tagger_for_index(self.opensearch, self.index_name(index))
+        return types_index.tagger_for_index(self.opensearch, self.index_name(index))
+
+    # --- the index's templates -------------------------------------------------------------
+
+    def install_templates(self, dimension: int | None = None) -> "InstalledTemplates":
+        """Install (idempotently) the index templates for the index (``dimension``: the mention vector
+        size, default the head's output size), the hybrid search pipelines when the cluster has
+        neural-search, and the stored search template when it has lang-mustache."""
+        names = schema.install_templates(self.opensearch, self.settings,
+                                         dimension or head_output_dimension(self.settings))
+        try:  # lang-mustache is a module in the official distribution, so _cat/plugins cannot tell
+            return InstalledTemplates(names, search_template=store.install_search_template(self.opensearch,
+                                                                                           self.settings.index))
+        except ClusterError as error:
+            return InstalledTemplates(names, search_template_error=str(error))
 
     def close(self) -> None:
         if self._opensearch is not None:
@@ -281,16 +279,6 @@ class NerOs:
         self.close()
 
 
-def _reason(error: Any) -> str:
-    if isinstance(error, Mapping):
-        root = error.get("error", error)
-        if isinstance(root, Mapping):
-            caused = root.get("caused_by") or {}
-            reason = f"{root.get('type')}: {root.get('reason')}"
-            return reason + (f" ({caused.get('type')}: {caused.get('reason')})" if caused.get("reason") else "")
-    return str(error)
-
-
 @functools.lru_cache(maxsize=4)
 def _shared(settings: Settings) -> NerOs:
     return NerOs(settings)
@@ -299,3 +287,63 @@ def _shared(settings: Settings) -> NerOs:
 def shared_client(**flags: Any) -> NerOs:
     """One ``NerOs`` per distinct settings, kept for the process (what :func:`ner_os.search_type` uses)."""
     return _shared(Settings.resolve(**flags))
+
+
+def search_type(description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
+                hybrid: bool = True, filters: Mapping[str, Any] | None = None, offset: int = 0,
+                min_score: float | None = None, mentions_per_hit: int = 3,
+                mention_margin: float | None = q.MENTION_MARGIN, **settings: Any) -> q.TypeResults:
+    """Documents that mention an entity of the described type, best first.
+
+    ``settings`` are :class:`ner_os.config.Settings` fields (``opensearch_url``, ``profile``,
+    ``head``…). The client behind it (connection, encoder, head, cached type vectors) is built once
+    per distinct settings and reused; hold a :class:`NerOs` yourself for more control.
+    """
+    return shared_client(**settings).search_type(
+        description, index=index, size=size, k=k, hybrid=hybrid, filters=filters, offset=offset,
+        min_score=min_score, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin)
+
+
+@dataclass(frozen=True)
+class InstalledTemplates:
+    """What :meth:`NerOs.install_templates` put up: the templates and pipelines, and the search
+    template's id (or why the cluster refused it)."""
+
+    names: schema.TemplateNames
+    search_template: str | None = None
+    search_template_error: str | None = None
+
+
+def head_output_dimension(settings: Settings) -> int:
+    """The head's output size: the --head directory, else the head shipped for the profile, else the
+    profile's raw value size (no head)."""
+    if settings.head and settings.head.lower() != "none":
+        return ProjectionHead.load(settings.head).out_dim
+    shipped = shipped_head_path(settings.profile) if not settings.head else None
+    if shipped is not None:
+        return ProjectionHead.load(shipped).out_dim
+    profile = resolve_profile(settings.profile)
+    if profile.d_v is None:
+        raise NerOsError(f"profile {profile.name} does not state its vector size; pass --dimension")
+    return profile.d_v
+
+
+@dataclass(frozen=True)
+class TrainedHead:
+    """A head :func:`train_head` trained and saved: the training result and the head's directory."""
+
+    result: TrainResult
+    path: str
+
+
+def train_head(settings: Settings, data_dir: str | Path, *, out: str | Path | None = None,
+               config: TrainConfig | None = None, plan: DataPlan | None = None,
+               hold_out_dev: bool = False) -> TrainedHead:
+    """Train a projection head on Few-NERD (:func:`ner_os.training.train_on_fewnerd`) and save it to
+    ``out`` (default ``<data dir>/heads/<profile>-L<layer>``)."""
+    result = train_on_fewnerd(settings, data_dir, config or TrainConfig(), hold_out_dev=hold_out_dev,
+                              plan=plan or DataPlan())
+    layer = result.head.encoder["layer"]
+    target = str(out) if out else str(settings.data_path / "heads" / f"{settings.profile}-L{layer}")
+    result.head.save(target)
+    return TrainedHead(result, target)

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from axis_embedder import AxisEmbedder
 
-from ner_os.store import index
+from ner_os.store import schema
+from ner_os.store.bulk import bulk_index
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
-from ner_os.query.core import MENTION_MARGIN
+from ner_os.query import MENTION_MARGIN
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +69,10 @@ def document(text, mentions, language):
 
 
 def write_corpus(client, name, corpus):
-    index.install_templates(client, Settings.resolve(index=name), DIM)
+    schema.install_templates(client, Settings.resolve(index=name), DIM)
     actions = [{"_index": name, "_id": doc_id, "_source": {**document(*fields), "doc_id": doc_id}}
                for doc_id, fields in corpus.items()]
-    result = index.bulk_index(client, actions, refresh=True)
+    result = bulk_index(client, actions, refresh=True)
     assert result.failures == [] and result.indexed == len(corpus)
 
 
@@ -299,7 +300,7 @@ def _document(number, sentence):
 @pytest.fixture(scope="module")
 def real_corpus(client, opensearch_url, tmp_path_factory):
     """The sample loaded by the real loader (gold spans, real encoder and head) into its own index."""
-    from ner_os.loader.load import load
+    from ner_os.loader import load
 
     documents = fewnerd_sample()
     name = f"nerostest-real-{os.getpid()}"
@@ -312,7 +313,7 @@ def real_corpus(client, opensearch_url, tmp_path_factory):
     client.indices.refresh(index=name)
     yield ner, {doc["id"]: doc for doc in documents}
     client.indices.delete(index=f"{name}*", ignore_unavailable=True)
-    index.remove_templates(client, name)
+    schema.remove_templates(client, name)
 
 
 @pytest.mark.model

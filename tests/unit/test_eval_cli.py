@@ -10,7 +10,10 @@ from click.testing import CliRunner
 
 from ner_os.cli import cli
 from ner_os.evaluation import run as eval_run
+from ner_os.evaluation.corpus import EvalType
 from ner_os.evaluation.metrics import evaluate as score_rankings
+from ner_os.evaluation.plan import RunSpec
+from ner_os.evaluation.results import EvalResult, RunResult
 
 pytestmark = pytest.mark.unit
 
@@ -63,11 +66,11 @@ def test_options_reach_evaluate_and_the_table_is_printed(files, monkeypatch, tmp
 
     def fake_evaluate(data, type_names, **options):
         seen.update(data=data, type_names=type_names, **options)
-        athlete = eval_run.EvalType("person_athlete", "athlete", frozenset({"s1"}))
+        athlete = EvalType("person_athlete", "athlete", frozenset({"s1"}))
         scores = score_rankings({"person_athlete": ["s0", "s1"]}, {"person_athlete": athlete.relevant})
-        return eval_run.EvalResult(data=str(data), data_format="bio", sentences_in_file=2, limit=None, seed=0,
-                                   documents=2, types=[athlete], span_sources=("gold",),
-                                   runs=[eval_run.RunResult(eval_run.RunSpec("bm25"), "ix", scores, 0.1)])
+        return EvalResult(data=str(data), data_format="bio", sentences_in_file=2, limit=None, seed=0,
+                          documents=2, types=[athlete], span_sources=("gold",),
+                          runs=[RunResult(RunSpec("bm25"), "ix", scores, 0.1)])
 
     monkeypatch.setattr(eval_run, "evaluate", fake_evaluate)
     data, names = files

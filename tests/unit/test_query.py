@@ -7,7 +7,7 @@ import pytest
 
 from ner_os.checks import MAX_DESCRIPTION_CHARS, check_description, check_vector
 from ner_os.errors import NerOsError
-from ner_os.query.core import (
+from ner_os.query import (
     MENTION_MARGIN,
     MultiSearchRequest,
     SearchRequest,
@@ -377,7 +377,8 @@ def render_mustache(source, params):
 
 
 def test_search_template_renders_the_knn_body():
-    from ner_os.query.core import search_template_script, template_params
+    from ner_os.query import template_params
+    from ner_os.store.search import search_template_script
 
     source = search_template_script()["script"]["source"]
     query = TypeQuery("dinosaur", size=7, k=150, hybrid=False, mentions_per_hit=4)
@@ -386,18 +387,18 @@ def test_search_template_renders_the_knn_body():
 
 
 def test_template_request_sends_only_the_id_and_params():
-    from ner_os.query.core import template_request_line
+    from ner_os.query import template_request_line
 
     head, body = template_request_line("ner-os", "ner-os-type-query", VECTOR, TypeQuery("x", hybrid=False)).split("\n", 1)
     assert head == "GET ner-os/_search/template"
     assert json.loads(body) == {"id": "ner-os-type-query", "params": {"vector": VECTOR, "k": 100, "size": 10, "mentions": 3}}
 
 
-# ----- CLI helpers: filter arguments and highlighting
+# ----- CLI helpers: filter arguments
 
 
 def test_filter_args_parse_terms_lists_and_ranges():
-    from ner_os.query.core import parse_filter_args
+    from ner_os.query import parse_filter_args
 
     assert parse_filter_args(["metadata.lang=en", "metadata.lang=de", "metadata.year>=2000", "metadata.year<2010"]) == {
         "metadata.lang": ["en", "de"], "metadata.year": {"gte": "2000", "lt": "2010"}}
@@ -408,31 +409,8 @@ def test_filter_args_parse_terms_lists_and_ranges():
         parse_filter_args(["year>=1", "year=2"])
 
 
-def mention(start, end, score, text):
-    from ner_os.query.core import MentionMatch
-
-    return MentionMatch(surface=text[start:end], start=start, end=end, score=score, position=0)
-
-
-def test_highlight_marks_mentions_and_skips_overlaps():
-    from ner_os.query.core import highlight
-
-    text = "The T. rex met a Stegosaurus."
-    mentions = [mention(17, 28, 0.9, text), mention(4, 10, 0.8, text), mention(6, 10, 0.7, text)]
-    assert highlight(text, mentions, lambda s: f"[[{s}]]") == "The [[T. rex]] met a [[Stegosaurus]]."
-
-
-def test_highlight_cuts_long_texts_around_the_best_mention():
-    from ner_os.query.core import highlight
-
-    text = "x" * 500 + " Nile " + "y" * 500
-    out = highlight(text, [mention(501, 505, 0.9, text)], lambda s: f"[[{s}]]", width=40)
-    assert out.startswith("…") and out.endswith("…") and "[[Nile]]" in out
-    assert len(out) < 60
-
-
 def test_client_side_fusion_uses_the_server_pipelines_rank_constant():
-    from ner_os.store.index import DEFAULT_PARAMS
-    from ner_os.query.core import RRF_RANK_CONSTANT
+    from ner_os.store.schema import DEFAULT_PARAMS
+    from ner_os.query import RRF_RANK_CONSTANT
 
     assert RRF_RANK_CONSTANT == DEFAULT_PARAMS["rrf_rank_constant"]

@@ -1,0 +1,37 @@
+"""The ``ner-os`` command line: option parsing and echo only, each command one call of the Python API.
+
+    options   the shared flags (connection, model, type query), settings, one-line errors
+    cluster   opensearch start|stop|status, templates install
+    stages    load, train, eval, export
+    search    search, dsl
+    types     types add|list|remove|refresh
+
+What the commands print is formatted by :mod:`ner_os.render`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ner_os import __version__
+from ner_os.cli.cluster import opensearch, templates
+from ner_os.cli.search import dsl, search
+from ner_os.cli.stages import eval_command, export_command, load_command, train
+from ner_os.cli.types import types_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="ner-os")
+def cli():
+    """Zero-shot named entity retrieval inside OpenSearch.
+
+    Settings come from flags, then NER_OS_* environment variables, then defaults.
+    """
+
+
+for _command in (train, opensearch, templates, load_command, search, dsl, types_group, eval_command, export_command):
+    cli.add_command(_command)
+
+
+def main():  # console-script entry point
+    cli()

@@ -1,0 +1,155 @@
+"""What a type query asks for and what it returns: :class:`TypeQuery` and :class:`TypeResults`.
+
+A type query finds the documents whose mentions lie nearest to the type description's vector
+(DESIGN §4); hybrid mode adds BM25 on ``text`` and fuses the two rankings by reciprocal rank
+fusion. :mod:`ner_os.query.bodies` builds the requests, :mod:`ner_os.query.steps` orders them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ner_os.checks import check_description, check_fraction
+from ner_os.errors import NerOsError
+from ner_os.fields import MAX_INNER_HITS, MAX_WINDOW, TEXT_FIELD
+from ner_os.query.filters import filter_clause
+
+RRF_RANK_CONSTANT = 60  # the rank_constant ner_os.store gives the RRF search pipeline, used by client-side fusion too
+DEFAULT_DEPTH = 100  # documents each ranking contributes before fusion (and the default k)
+# a hit keeps the mentions scoring at least its best one's score minus this: chosen on held-out train
+# types by bench/highlight.py (F1 of the kept mentions being of the query's type: 0.72 keeping all
+# three -> 0.83; on the test types' detected spans 0.75 -> 0.76, precision 0.60 -> 0.68)
+MENTION_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class MentionMatch:
+    """One mention of a hit document and how well it fits the type (k-NN score, higher is closer)."""
+
+    surface: str
+    start: int
+    end: int
+    score: float
+    position: int  # index of the mention in the document's ``mentions`` array
+    types: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"surface": self.surface, "start": self.start, "end": self.end, "score": self.score,
+                "position": self.position, "types": list(self.types)}
+
+
+@dataclass(frozen=True)
+class TypeHit:
+    """A document that mentions an entity of the type, with its matched mentions best first."""
+
+    id: str
+    score: float
+    source: dict[str, Any]
+    mentions: tuple[MentionMatch, ...]
+
+    @property
+    def text(self) -> str:
+        return str(self.source.get(TEXT_FIELD, ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score, "source": self.source,
+                "mentions": [mention.to_dict() for mention in self.mentions]}
+
+
+@dataclass(frozen=True)
+class TypeResults:
+    """One page of a type query."""
+
+    description: str
+    index: str
+    mode: str  # knn | radial | hybrid-server | hybrid-client
+    offset: int
+    hits: tuple[TypeHit, ...]
+    took_ms: float = 0.0  # the cluster's own time (sum of the requests' ``took``)
+
+    def __iter__(self):
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, item):
+        return self.hits[item]
+
+    @property
+    def ids(self) -> list[str]:
+        return [hit.id for hit in self.hits]
+
+
+@dataclass(frozen=True)
+class TypeQuery:
+    """A checked type query: what to look for and which page of results to return.
+
+    ``min_score`` switches to radial search: every mention scoring at least that much (k-NN score,
+    ``(1 + cosine) / 2`` for the ``cosinesimil`` space) comes back, k-NN only (no BM25).
+    ``mention_margin``: of a hit's best ``mentions_per_hit`` mentions, those scoring less than the best
+    one minus this are left out (most documents also mention entities of other types); None keeps
+    them. Radial search ignores it: its ``min_score`` already says which mentions match.
+    """
+
+    description: str
+    size: int = 10
+    offset: int = 0
+    k: int | None = None
+    hybrid: bool = True
+    min_score: float | None = None
+    filters: Mapping[str, Any] | None = None
+    mentions_per_hit: int = 3
+    mention_margin: float | None = MENTION_MARGIN
+
+    def __post_init__(self):
+        object.__setattr__(self, "description", check_description(self.description))
+        for name, low in (("size", 1), ("offset", 0), ("mentions_per_hit", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise NerOsError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.offset + self.size > MAX_WINDOW:
+            raise NerOsError(f"offset + size must be at most {MAX_WINDOW}, got {self.offset + self.size}")
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int)
+                                   or not 1 <= self.k <= MAX_WINDOW):
+            raise NerOsError(f"k must be an integer in [1, {MAX_WINDOW}], got {self.k!r}")
+        if self.min_score is not None:
+            object.__setattr__(self, "min_score", check_fraction("min_score", self.min_score, " (k-NN score)"))
+            object.__setattr__(self, "hybrid", False)
+        if self.mention_margin is not None:
+            object.__setattr__(self, "mention_margin", check_fraction("mention_margin", self.mention_margin, " or None"))
+        if self.mentions_per_hit > MAX_INNER_HITS:
+            raise NerOsError(f"mentions_per_hit must be at most {MAX_INNER_HITS}, got {self.mentions_per_hit}")
+        object.__setattr__(self, "filters", dict(self.filters) if self.filters else None)
+        filter_clause(self.filters)  # checked now, so that a bad filter fails before any request
+
+    @property
+    def window(self) -> int:
+        """How many ranked documents the page needs: everything up to its end."""
+        return self.offset + self.size
+
+    @property
+    def depth(self) -> int:
+        """Documents per ranking before fusion (and the k-NN ``k``).
+
+        It stays the same from page to page (until the page runs past it), so that paging never
+        reshuffles the fused ranking (neural-search pagination_depth).
+        """
+        return min(MAX_WINDOW, max(self.k or DEFAULT_DEPTH, self.window))
+
+    @property
+    def mention_limit(self) -> int:
+        """Mentions returned per document: radial search returns every one above the threshold."""
+        return MAX_INNER_HITS if self.min_score is not None else self.mentions_per_hit
+
+    @property
+    def kept_margin(self) -> float | None:
+        """The margin applied to a hit's mentions: none in radial search."""
+        return None if self.min_score is not None else self.mention_margin
+
+    @property
+    def mode(self) -> str:
+        if self.min_score is not None:
+            return "radial"
+        return "hybrid" if self.hybrid else "knn"
