@@ -17,24 +17,19 @@ Writes bench/results/encoder.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import FEWNERD, RESULTS, command, load_average, machine, utc_now
+from ner_os.encoder import Encoder
+from ner_os.evaluation.readers import read_bio
 
-from ner_os.encoder.runtime import Encoder  # noqa: E402
-from ner_os.evaluation.readers import read_bio  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
-RESULTS = ROOT / "bench" / "results" / "encoder.json"
+OUT = RESULTS / "encoder.json"
 REFERENCE_BATCH = 50
 
 
@@ -49,8 +44,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over slices of the sentences")
     parser.add_argument("--batch-tokens", type=int, default=2048)
     parser.add_argument("--rp-sentences", type=int, default=600, help="0 skips the R-Precision check")
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--data", type=Path, default=FEWNERD)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
     import torch
@@ -128,14 +123,9 @@ def main() -> None:
         "int8_r_precision": rp if rp is not None else {"reason": "skipped (--rp-sentences 0)"},
         "max_abs_diff_vs_reference": parity,
         "targets": {"ratio_vs_reference": 10, "peak_share": 0.7, "int8_speedup": 1.6, "int8_r_precision_delta": 0.01},
-        "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
-        },
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command(),
+        "machine": machine(processor=cpu_name(), load_average_at_end=load_average()),
+        "date": utc_now(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -149,7 +139,7 @@ def split(items: list, parts: int) -> list[list]:
 
 def fixed_batches(encoder: Encoder, texts: list[str]):
     """The reference way: batches of 50 texts in corpus order, padded to each batch's longest."""
-    from ner_os.encoder.runtime import EncodedText
+    from ner_os.encoder import EncodedText
 
     out = []
     for first in range(0, len(texts), REFERENCE_BATCH):
@@ -204,9 +194,10 @@ def token_cosines(a, b) -> np.ndarray:
 def r_precision_delta(fp32: Encoder, int8: Encoder, args) -> dict:
     """Macro R-Precision of raw vectors on the held-out train types, fp32 vs int8 (exact cosine ranking)."""
     from ner_os.evaluation.metrics import ExactRanker, evaluate
-    from ner_os.evaluation.run import eval_types, read_corpus, read_type_names
+    from ner_os.evaluation.corpus import eval_types, read_corpus
+    from ner_os.evaluation.readers import read_type_names
     from ner_os.mentions.embedder import MentionEmbedder
-    from ner_os.training.core import choose_dev_types
+    from ner_os.training import choose_dev_types
 
     documents = read_corpus(args.data / "inter_train_slice2.txt", limit=args.rp_sentences, seed=0)
     documents = [document for document in documents if document.gold]
@@ -231,7 +222,7 @@ def r_precision_delta(fp32: Encoder, int8: Encoder, args) -> dict:
         "delta": round(scores["int8"] - scores["fp32"], 4),
         "types": sorted(item.label for item in types),
         "documents": len(documents),
-        "corpus": "inter_train_slice2.txt (held-out train types chosen by ner_os.training.core.choose_dev_types, seed 0)",
+        "corpus": "inter_train_slice2.txt (held-out train types chosen by ner_os.training.data.choose_dev_types, seed 0)",
     }
 
 

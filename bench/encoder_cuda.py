@@ -14,21 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import RESULTS, SAMPLE, write_result
+from ner_os.encoder import Encoder
 
-from machine_info import write_result  # noqa: E402
-
-from ner_os.encoder.runtime import Encoder  # noqa: E402
-
-SAMPLE = ROOT / "ner_os" / "samples" / "fewnerd-sample.jsonl"
 
 
 def tokens_per_second(encoder: Encoder, texts: list[str], rounds: int, synchronise) -> tuple[float, list]:
@@ -50,7 +42,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-tokens", type=int, default=2048)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "encoder_cuda.json"))
+    parser.add_argument("--out", default=str(RESULTS / "encoder_cuda.json"))
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here")

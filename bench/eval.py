@@ -14,26 +14,23 @@ its markdown table beside it, and the chart to ``docs/eval-fewnerd-inter-test.pn
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import FEWNERD, RESULTS, ROOT, write_json
+from ner_os.config import Settings
+from ner_os.evaluation.report import markdown, plot_r_precision
+from ner_os.evaluation.plan import DEFAULT_SYSTEMS
+from ner_os.evaluation.run import evaluate
 
-from ner_os.config import Settings  # noqa: E402
-from ner_os.evaluation.report import markdown, plot_r_precision  # noqa: E402
-from ner_os.evaluation.run import DEFAULT_SYSTEMS, evaluate  # noqa: E402
-
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
-RESULTS = ROOT / "bench" / "results" / "eval-fewnerd-inter-test.json"
+OUT = RESULTS / "eval-fewnerd-inter-test.json"
 CHART = ROOT / "docs" / "eval-fewnerd-inter-test.png"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the fewnerd-inter folder")
+    parser.add_argument("--data", type=Path, default=FEWNERD, help="the fewnerd-inter folder")
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS))
     parser.add_argument("--spans", default="gold,detected")
     parser.add_argument("--limit", type=int, help="a seeded random sample of this many sentences")
@@ -49,12 +46,11 @@ def main(argv: list[str] | None = None) -> None:
                       systems=args.systems, span_sources=args.spans, limit=args.limit, seed=args.seed,
                       vector_cache=args.vector_cache, say=lambda message: print(message, flush=True),
                       command=command.strip())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    RESULTS.with_suffix(".md").write_text(markdown(result))
+    write_json(OUT, result.to_dict())
+    OUT.with_suffix(".md").write_text(markdown(result))
     plot_r_precision(result, CHART)
     print(markdown(result))
-    print(f"wrote {RESULTS.relative_to(ROOT)}, {RESULTS.with_suffix('.md').relative_to(ROOT)}, {CHART.relative_to(ROOT)}")
+    print(f"wrote {OUT.relative_to(ROOT)}, {OUT.with_suffix('.md').relative_to(ROOT)}, {CHART.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -16,33 +16,35 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import RESULTS, ROOT, command, machine, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from machine_info import machine  # noqa: E402
-
-from ner_os.config import Settings  # noqa: E402
-from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
-from ner_os.training.core import (  # noqa: E402
-    TEST_FILE, LabelledText, RetrievalTask, description_texts, encoder_factory, project, read_sentences,
-    read_type_names, relevant_documents, vector_cache,
+from ner_os.config import Settings
+from ner_os.encoder import Encoder, LayeredText
+from ner_os.evaluation.metrics import span_scores
+from ner_os.evaluation.readers import TYPE_NAMES_FILE, read_type_names
+from ner_os.head import ProjectionHead, shipped_head_path
+from ner_os.mentions.cache import token_vector_cache
+from ner_os.mentions.proxy import EncoderProxy
+from ner_os.spans import Span
+from ner_os.training import (
+    TEST_FILE, LabelledText, RetrievalTask, description_texts, encoder_factory, mention_vector_cache,
+    mention_vectors, project, read_sentences, relevant_documents,
 )
+from ner_os.training.vectors import dataset_content
 
 METRICS = ("r_precision", "p_at_10", "recall_at_100", "average_precision")
 
 
 def detected_spans(settings: Settings, texts: list[str], detector_name: str) -> list[list[tuple[int, int]]]:
-    """The detector's spans for ``texts``, cached by texts, detector name and the source of ner_os/spans/core.py."""
-    import ner_os.spans.core as spans_module
+    """The detector's spans for ``texts``, cached by texts, detector name and the source of ner_os/spans/spacy_detector.py."""
+    import ner_os.spans as spans_module
+    import ner_os.spans.spacy_detector as rules_module
 
-    key = hashlib.sha256(json.dumps([detector_name, texts]).encode() + Path(spans_module.__file__).read_bytes())
+    key = hashlib.sha256(json.dumps([detector_name, texts]).encode() + Path(rules_module.__file__).read_bytes())
     path = Path(settings.cache_dir) / "detected-spans" / f"{key.hexdigest()[:24]}.json"
     if path.is_file():
         return [[tuple(span) for span in spans] for spans in json.loads(path.read_text())]
@@ -56,9 +58,6 @@ def detected_spans(settings: Settings, texts: list[str], detector_name: str) -> 
 
 
 def span_figures(gold: list[LabelledText], detected: list[list[tuple[int, int]]]) -> dict:
-    from ner_os.evaluation.metrics import span_scores
-    from ner_os.spans.core import Span
-
     scores = span_scores([[Span(s, e) for s, e, _ in t.spans] for t in gold],
                          [[Span(s, e) for s, e in spans] for spans in detected])
     return {"recall": {"exact": round(scores.recall_exact, 4), "same_end": round(scores.recall_same_end, 4),
@@ -68,23 +67,18 @@ def span_figures(gold: list[LabelledText], detected: list[list[tuple[int, int]]]
 
 
 class StoredTokens:
-    """``encode_layers`` over the eval's token-vector store (``ner-os eval --vector-cache``).
+    """``encode_layers`` over the eval's token-vector cache (``ner-os eval --vector-cache``).
 
-    The store holds the token vectors of every test sentence at one layer, so the full test set
+    The cache holds the token vectors of every test sentence at one layer, so the full test set
     costs no encoding after an eval run; slices it lacks are encoded (ONNX) and written to it.
     """
 
     def __init__(self, settings: Settings, texts: list[str], layer: int):
-        from ner_os.encoder.runtime import Encoder
-        from ner_os.evaluation.run import RememberingEncoder, TokenVectorStore, encoding_key
-
         self.layer = layer
-        self.encoder = RememberingEncoder(Encoder.from_settings(settings, layer=layer))
-        self.encoder.encode_all(texts, store=TokenVectorStore(settings.cache_dir, encoding_key(self.encoder, settings)))
+        self.encoder = EncoderProxy(Encoder.from_settings(settings, layer=layer), remember=True)
+        self.encoder.encode_all(texts, cache=token_vector_cache(settings, self.encoder))
 
     def encode_layers(self, texts, layers):
-        from ner_os.encoder.runtime import LayeredText
-
         if list(layers) != [self.layer]:
             raise ValueError(f"the token-vector store holds layer {self.layer} only, not {list(layers)}")
         return [LayeredText({self.layer: item.vectors}, item.offsets) for item in self.encoder.encode(texts)]
@@ -94,7 +88,7 @@ def test_vectors(settings: Settings, data: str | Path, layers: list[int], detect
                  seed: int = 0):
     """Gold and detected spans of the test sentences and their value vectors (one cached pass), and
     the test types' description vectors. ``sentences`` > 0: a fixed seeded subset of that size."""
-    type_names = read_type_names(data)
+    type_names = read_type_names(Path(data) / TYPE_NAMES_FILE)
     gold = read_sentences([Path(data) / TEST_FILE])
     detected = detected_spans(settings, [t.text for t in gold], detector)
     if 0 < sentences < len(gold):
@@ -102,15 +96,15 @@ def test_vectors(settings: Settings, data: str | Path, layers: list[int], detect
         gold, detected = [gold[i] for i in keep], [detected[i] for i in keep]
     test_types = sorted({label for t in gold for *_, label in t.spans})
     both = [LabelledText(t.text, t.spans + tuple((s, e, None) for s, e in spans)) for t, spans in zip(gold, detected)]
-    cache = vector_cache(settings)
+    cache = mention_vector_cache(settings)
     texts = [t.text for t in gold]
 
     def from_token_store(missing: list[int]):
         return StoredTokens(settings, texts, *missing) if len(missing) == 1 else encoder_factory(settings)(missing)
 
-    mentions = cache.load(both, layers, from_token_store, description="reading test mentions")
-    descriptions = cache.load(description_texts({t: type_names[t] for t in test_types}), layers,
-                              encoder_factory(settings), description="encoding test type descriptions")
+    mentions = mention_vectors(cache, both, layers, from_token_store, description="reading test mentions")
+    descriptions = mention_vectors(cache, description_texts({t: type_names[t] for t in test_types}), layers,
+                                   encoder_factory(settings), description="encoding test type descriptions")
     return gold, detected, both, mentions, descriptions
 
 
@@ -127,7 +121,7 @@ def main(argv=None) -> dict:
                              "vectors are read from the eval's store (ner-os eval --vector-cache), or encoded once "
                              "and kept there: ~45 min on a busy 2-core CPU]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "head.json"))
+    parser.add_argument("--out", default=str(RESULTS / "head.json"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
     settings = Settings.resolve()
@@ -138,11 +132,11 @@ def main(argv=None) -> dict:
     layer = head.encoder["layer"]
     layers = sorted({layer, *(int(x) for x in args.raw_layers.split(",") if x)})
 
-    type_names = read_type_names(args.data)
+    type_names = read_type_names(Path(args.data) / TYPE_NAMES_FILE)
     gold, detected, both, mentions, descriptions = test_vectors(settings, args.data, layers, args.detector,
                                                                 args.sentences, args.seed)
     test_types = sorted({label for t in gold for *_, label in t.spans})
-    cache = vector_cache(settings)
+    cache = mention_vector_cache(settings)
     pools = mentions.gold_and_detected()
     relevant = relevant_documents(pools["gold"], test_types)
 
@@ -192,12 +186,11 @@ def main(argv=None) -> dict:
             "layer": other.encoder["layer"], "types": len(other.manifest.get("training", {}).get("types", [])),
             **{pool: round(report.macro["r_precision"], 4)
                for pool, report in score(other.encoder["layer"], other).items()}}
-    meta = json.loads((cache.directory(both) / "meta.json").read_text())
+    meta = cache.read_meta(cache.entry(dataset_content(both)))
     result["encoding"] = {"passes": meta["passes"], "note": "encoder time of the cached pass(es); 0 s here means a cache hit"}
-    result.update(command="python " + " ".join(["bench/head.py"] + (argv if argv is not None else sys.argv[1:])),
-                  machine=machine(), date=time.strftime("%Y-%m-%d"), seconds=round(time.perf_counter() - started, 1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    result.update(command=command("bench/head.py", argv), machine=machine(), date=time.strftime("%Y-%m-%d"),
+                  seconds=round(time.perf_counter() - started, 1))
+    write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("test_macro_r_precision", "head_over_raw", "span_recall")}, indent=2))
     return result
 

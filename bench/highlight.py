@@ -19,27 +19,21 @@ type) are only reported. Writes ``bench/results/highlight.json``:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import RESULTS, write_result
+from head import test_vectors
+from layers import Folds
 
-from head import test_vectors  # noqa: E402
-from layers import Folds  # noqa: E402
-from machine_info import write_result  # noqa: E402
-
-from ner_os.config import Settings  # noqa: E402
-from ner_os.evaluation.metrics import ExactRanker  # noqa: E402
-from ner_os.head import ProjectionHead, shipped_head_path  # noqa: E402
-from ner_os.profiles import resolve_profile  # noqa: E402
-from ner_os.query.core import within_margin  # noqa: E402
-from ner_os.registered_types import knn_scores  # noqa: E402
-from ner_os.training.core import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
+from ner_os.config import Settings
+from ner_os.evaluation.metrics import ExactRanker
+from ner_os.head import ProjectionHead, shipped_head_path
+from ner_os.profiles import resolve_profile
+from ner_os.query import within_margin
+from ner_os.registered_types import knn_scores
+from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head
 
 MARGINS = (None, 0.2, 0.16, 0.14, 0.12, 0.1, 0.08, 0.06, 0.04, 0.02, 0.0)  # None: mark every returned mention
 TOP_DOCUMENTS = 10
@@ -161,7 +155,7 @@ def chosen_margin(f1: dict) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the Few-NERD INTER folder")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "highlight.json"))
+    parser.add_argument("--out", default=str(RESULTS / "highlight.json"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
     settings = Settings.resolve()

@@ -11,7 +11,7 @@ test types are never touched here.
    per-role centering, the skip), then single changes to the chosen recipe; each run is scored after
    every epoch and the epoch with the best fold mean is kept;
 3. at that layer, raw vectors and the recipe with descriptions read as the first token of a text
-   instead of after one space (how ner-os read them before: :func:`ner_os.mentions.embedder.description_text`);
+   instead of after one space (how ner-os read them before: :func:`ner_os.mentions.positions.description_text`);
 4. the chosen recipe at the other best raw layers.
 
 Value vectors come from the cache that ``ner-os train`` fills. Writes ``bench/results/layers.json``
@@ -24,21 +24,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from machine_info import write_result  # noqa: E402
-
-from ner_os.config import Settings  # noqa: E402
-from ner_os.head import l2_normalise, transform_input  # noqa: E402
-from ner_os.training.core import DataPlan, TrainConfig, load_train_set, train_head  # noqa: E402
+from _common import RESULTS, ROOT, write_result
+from ner_os.config import Settings
+from ner_os.head import l2_normalise, transform_input
+from ner_os.training import DataPlan, TrainConfig, load_train_set, train_head
 
 FOLD_SEEDS = (1, 2)  # besides the plan's own dev types
 # Every layer compared is encoded, so the comparison runs on a subsample of the train sentences;
@@ -110,7 +103,7 @@ class Folds:
 
     def run(self, layer: int, config: TrainConfig | None, base: TrainConfig, centroid_queries: bool = False) -> dict:
         """``centroid_queries``: each dev type queried by its gold mentions' mean, the ceiling of any
-        description (:meth:`ner_os.training.core.FewNerdTrainSet.dev_evaluator`)."""
+        description (:meth:`ner_os.training.trainset.FewNerdTrainSet.dev_evaluator`)."""
         curves = []
         for index in range(len(self.folds)):
             data, evaluate = self._fold(index, layer, centroid_queries)
@@ -139,7 +132,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--layers", default="6,8,9,12,15,17", help="layers of the raw comparison")
     parser.add_argument("--head-layers", type=int, default=3, help="how many of the best raw layers get a head")
     parser.add_argument("--epochs", type=int, default=6, help="epochs of each run (the best mean epoch is kept)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "layers.json"))
+    parser.add_argument("--out", default=str(RESULTS / "layers.json"))
     parser.add_argument("--docs", action="store_true", help="also write docs/layers.md")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -263,7 +256,7 @@ def render_docs(report: dict) -> str:
         "## How a description is read",
         "",
         "A description is read alone, after one space, so that its first word gets the token it has inside a",
-        "sentence (Gemma's `\u2581actor`, not `actor`; `ner_os.mentions.embedder.description_text`). Read as the very",
+        "sentence (Gemma's `\u2581actor`, not `actor`; `ner_os.mentions.positions.description_text`). Read as the very",
         "first token of a text instead:",
         "",
         "| description read | raw dev | recipe dev | recipe / raw | recipe + query map 0.1 |",

@@ -20,7 +20,6 @@ is sampled during each phase and recorded. Writes ``bench/results/load.json``:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -30,19 +29,13 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import FEWNERD, RESULTS, machine, utc_now, write_json
+from ner_os.store import connection, schema
+from ner_os.store.node import lifecycle as local_node
+from ner_os.config import Settings
+from ner_os.loader import load
 
-from machine_info import machine  # noqa: E402
-
-from ner_os.store import index as index_layer  # noqa: E402
-from ner_os.store import local_node  # noqa: E402
-from ner_os.config import Settings  # noqa: E402
-from ner_os.loader.load import load  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "load.json"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
+OUT = RESULTS / "load.json"
 
 
 class LoadSampler:
@@ -87,11 +80,11 @@ def write_corpus(data: Path, count: int, path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=2000)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=FEWNERD)
     parser.add_argument("--url", help="OpenSearch URL [default: NER_OS_OPENSEARCH_URL or the local node]")
     parser.add_argument("--backend", choices=["onnx", "torch"], help="[default: the settings' (onnx)]")
     parser.add_argument("--batch-tokens", type=int)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
     index = f"bench-load-{uuid.uuid4().hex[:8]}"
@@ -108,7 +101,7 @@ def main() -> None:
 
 def run(args, settings: Settings, work: Path, index: str) -> None:
     from ner_os.mentions.embedder import MentionEmbedder
-    from ner_os.spans.core import detector_from_name
+    from ner_os.spans import detector_from_name
 
     corpus = work / "fewnerd-test.jsonl"
     texts = write_corpus(args.data, args.sentences, corpus)
@@ -124,10 +117,10 @@ def run(args, settings: Settings, work: Path, index: str) -> None:
         encoder_alone_s = time.perf_counter() - started
     with LoadSampler() as load_load:
         summary = load(corpus, settings, embedder=embedder, detector=detector, progress=False)
-    client = index_layer.client_from_settings(settings)
+    client = connection.client_from_settings(settings)
     stored = client.count(index=index)["count"]
     client.indices.delete(index=index)
-    index_layer.remove_templates(client, index)
+    schema.remove_templates(client, index)
 
     alone_docs_per_s = len(texts) / encoder_alone_s
     result = {
@@ -153,10 +146,9 @@ def run(args, settings: Settings, work: Path, index: str) -> None:
         "load_average": {"encoder_alone": alone_load.summary(), "load": load_load.summary()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps(result, indent=2))
 
 

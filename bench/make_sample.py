@@ -19,13 +19,11 @@ import random
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import FEWNERD_TEST, SAMPLE
+from ner_os.evaluation.readers import Sentence, read_bio
 
-from ner_os.evaluation.readers import Sentence, read_bio  # noqa: E402
-
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "fewnerd-inter" / "inter_test.txt"
-DEFAULT_OUT = REPO / "ner_os" / "samples" / "fewnerd-sample.jsonl"
+DEFAULT_DATA = FEWNERD_TEST
+DEFAULT_OUT = SAMPLE
 SOURCE = "few-nerd-inter-test"
 
 

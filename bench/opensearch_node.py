@@ -10,10 +10,7 @@ Writes ``bench/results/opensearch_node.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -21,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ner_os.store import local_node
+from _common import RESULTS, command, machine, utc_now, write_json
+from ner_os.store.node import lifecycle as local_node
 from ner_os.config import Settings
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def timed_start(settings: Settings) -> tuple[float, local_node.NodeStatus]:
@@ -40,7 +37,7 @@ def timed_start(settings: Settings) -> tuple[float, local_node.NodeStatus]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "opensearch_node.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "opensearch_node.json")
     args = parser.parse_args()
 
     base = Settings.resolve()
@@ -70,20 +67,13 @@ def main() -> None:
         "plugins": node.plugins,
         "heap": local_node.HEAP,
         "build_dir": str(build_dir),
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            # the 2 cores are shared with other work: the load gives context for the figures
-            "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-            "python": platform.python_version(),
-            "java": java_banner,
-        },
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command(),
+        # the 2 cores are shared with other work: the load gives context for the figures
+        "machine": machine(load_average_1m={"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+                           java=java_banner),
+        "date": utc_now(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"median {result['start_median_s']} s -> {args.out}")
 
 

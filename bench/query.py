@@ -25,30 +25,22 @@ pure k-NN. Writes ``bench/results/query.json``:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import FEWNERD, RESULTS, command, machine, utc_now, write_json
+from ner_os.store import bulk, schema
+from ner_os.client import NerOs
+from ner_os.config import Settings
+from ner_os.query import TypeQuery
 
-from machine_info import machine  # noqa: E402
-
-from ner_os.store import index as index_layer  # noqa: E402
-from ner_os.client import NerOs  # noqa: E402
-from ner_os.config import Settings  # noqa: E402
-from ner_os.query.core import TypeQuery  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "query.json"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fewnerd-inter"
+OUT = RESULTS / "query.json"
 
 
 def real_sentences(data: Path, count: int) -> list[tuple[str, list[tuple[int, int]]]]:
@@ -90,8 +82,8 @@ def build_index(ner: NerOs, name: str, sentences, vectors, wanted_mentions: int)
     copies = math.ceil(wanted_mentions / per_pass)
     dim = int(vectors[0].shape[1])
     client.indices.delete(index=name, ignore_unavailable=True)
-    index_layer.install_templates(client, ner.settings.replace(index=name), dim)  # and the RRF pipeline
-    index_layer.create_index(client, name, dim)
+    schema.install_templates(client, ner.settings.replace(index=name), dim)  # and the RRF pipeline
+    schema.create_index(client, name, dim)
     client.indices.put_settings(index=name, body={"index": {"refresh_interval": "-1"}})
 
     def actions():
@@ -104,7 +96,7 @@ def build_index(ner: NerOs, name: str, sentences, vectors, wanted_mentions: int)
                                    "mentions": mentions}}
 
     started = time.perf_counter()
-    result = index_layer.bulk_index(client, actions(), chunk_size=500)
+    result = bulk.bulk_index(client, actions(), chunk_size=500)
     if result.failures:
         raise SystemExit(f"{len(result.failures)} documents failed, first: {result.failures[0]}")
     client.indices.put_settings(index=name, body={"index": {"refresh_interval": "1s"}})
@@ -172,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="OpenSearch URL [default: NER_OS_OPENSEARCH_URL, else the local node]")
     parser.add_argument("--index", default="nerosbench-query")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=FEWNERD)
     parser.add_argument("--sentences", type=int, default=2000, help="real sentences encoded by the real pipeline")
     parser.add_argument("--mentions", type=int, default=100_000, help="mentions the index holds at least")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per variant")
@@ -222,18 +214,17 @@ def main() -> None:
         "cluster": ner.opensearch.info()["version"]["number"],
         "neural_search": ner.neural_search(),
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
-        "command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
+        "command": command(),
         "machine": machine(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(OUT, result)
     print(json.dumps({k: result[k] for k in ("mentions", "p50_ms", "p99_ms")}))
     for name, figures in variants.items():
         print(name, {part: (v["p50_ms"], v["p99_ms"]) for part, v in figures.items() if isinstance(v, dict)})
     if args.drop:
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
-        index_layer.remove_templates(ner.opensearch, args.index)
+        schema.remove_templates(ner.opensearch, args.index)
 
 
 if __name__ == "__main__":

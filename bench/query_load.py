@@ -19,25 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import RESULTS, command, machine, utc_now
+from ner_os.store import bulk, connection, schema
+from ner_os.store.node import lifecycle as local_node
+from ner_os.client import NerOs
+from ner_os.config import Settings
+from ner_os.query import TypeQuery
 
-from ner_os.store import index as index_module  # noqa: E402
-from ner_os.store import local_node  # noqa: E402
-from ner_os.client import NerOs  # noqa: E402
-from ner_os.config import Settings  # noqa: E402
-from ner_os.query.core import TypeQuery  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results" / "query_load.json"
+OUT = RESULTS / "query_load.json"
 DIM = 64
 WORDS = ("Ada Lovelace met Charles Babbage in London while the Nile flows north through Egypt and Tyrannosaurus "
          "rex roamed Montana before the river Danube reached Vienna").split()
@@ -77,24 +72,21 @@ def main() -> None:
     url = local_node.ensure_cluster_url(settings)
     if not url.startswith(("http://127.0.0.1", "http://localhost", "https://127.0.0.1", "https://localhost")):
         raise SystemExit(f"{url}: this benchmark runs against a loopback node only")
-    client = index_module.client_from_settings(settings.replace(opensearch_url=url))
+    client = connection.client_from_settings(settings.replace(opensearch_url=url))
     name = settings.index
     rng = np.random.default_rng(0)
-    index_module.install_templates(client, settings, DIM)
-    index_module.create_index(client, name, DIM)
+    schema.install_templates(client, settings, DIM)
+    schema.create_index(client, name, DIM)
     try:
-        index_module.bulk_index(client, documents(rng, 0, args.docs, name), chunk_size=500)
+        bulk.bulk_index(client, documents(rng, 0, args.docs, name), chunk_size=500)
         client.indices.refresh(index=name)
         figures = measure(settings.replace(opensearch_url=url), client, name, args)
     finally:
         client.indices.delete(index=name, ignore_unavailable=True)
-        index_module.remove_templates(client, name)
-    figures.update(command="python bench/query_load.py " + " ".join(sys.argv[1:]), cluster=url,
-                   machine={"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                            "python": platform.python_version()},
-                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    results = RESULTS.with_name("query_load_baseline.json") if args.no_writer else RESULTS
+        schema.remove_templates(client, name)
+    figures.update(command=command("bench/query_load.py"), cluster=url, machine=machine(), date=utc_now())
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    results = OUT.with_name("query_load_baseline.json") if args.no_writer else OUT
     results.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps({key: figures[key] for key in ("queries", "qps", "p50_ms", "p99_ms", "written_docs_per_s",
                                                      "load_average_before_after")}, indent=2))
@@ -110,12 +102,12 @@ def measure(settings: Settings, client, name: str, args) -> dict:
     def writer():
         rng, first = np.random.default_rng(2), args.docs
         while not stop.is_set():
-            result = index_module.bulk_index(client, documents(rng, first, 100, name), chunk_size=100)
+            result = bulk.bulk_index(client, documents(rng, first, 100, name), chunk_size=100)
             written[0] += result.indexed
             first += 100
 
     def querier(slot: int):
-        ner = NerOs(settings, opensearch=index_module.client_from_settings(settings))
+        ner = NerOs(settings, opensearch=connection.client_from_settings(settings))
         for i in range(args.queries):
             if stop.is_set():
                 return

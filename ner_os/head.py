@@ -9,7 +9,7 @@ context is applied to a description after that -- and a skip: the centred input,
 concatenated to the MLP output with weight ``skip_weight`` (cosine in the joint space = ``w`` *
 raw cosine + ``(1-w)`` * MLP cosine), so the head keeps the raw geometry that separates types it
 never saw. It is applied with numpy (no torch import: the loader and the query path stay light);
-training lives in :mod:`ner_os.training.core`. A head is a directory with ``head.safetensors`` and
+training lives in :mod:`ner_os.training.fit`. A head is a directory with ``head.safetensors`` and
 ``manifest.json``; the manifest ties it to the encoder it was trained on (profile, model, layer,
 d_v) and records how it was trained.
 """
@@ -17,7 +17,6 @@ d_v) and records how it was trained.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ner_os.digest import weights_digest
 from ner_os.errors import ConfigError
 
 WEIGHTS_FILE = "head.safetensors"
@@ -33,10 +33,10 @@ FORMAT = "ner-os-projection-head"
 FORMAT_VERSION = 2
 log = logging.getLogger(__name__)
 SHIPPED_HEADS = Path(__file__).parent / "heads"
-# how the descriptions a head was trained on were read (ner_os.mentions.embedder.description_text); heads
+# how the descriptions a head was trained on were read (ner_os.mentions.positions.description_text); heads
 # trained before it was recorded read them as the first token of a text
 DESCRIPTIONS_READ = "after one space"
-# the parameter names shared with the torch module in ner_os.training.core
+# the parameter names shared with the torch module in ner_os.training.fit
 PARAMETER_NAMES = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
 # rms: each input row divided by its root mean square (scale-free, entries of order 1)
 INPUT_NORMS = ("none", "rms")
@@ -146,11 +146,7 @@ class ProjectionHead:
     @functools.cached_property
     def digest(self) -> str:
         """A short sha256 of every tensor (names, shapes, values): two heads with one digest project alike."""
-        hasher = hashlib.sha256()
-        for name, tensor in sorted({**self.weights, **self.input_tensors}.items()):
-            hasher.update(f"{name}{tensor.shape}".encode())
-            hasher.update(np.ascontiguousarray(tensor, dtype=np.float32).tobytes())
-        return hasher.hexdigest()[:16]
+        return weights_digest({**self.weights, **self.input_tensors})
 
     def project(self, x: np.ndarray, role: str = "mention") -> np.ndarray:
         """Value vectors ``[n, d_v]`` (or one ``[d_v]``) -> unit vectors ``[n, out]`` (or ``[out]``).

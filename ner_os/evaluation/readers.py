@@ -6,16 +6,21 @@ the first column and the tag in the last (tab or space separated, extra columns 
 line between sentences, ``#`` comment lines and ``-DOCSTART-`` lines skipped. A line that starts
 with ``#`` is a token, not a comment, when ``#`` is its whole first column and a tag follows (Few-NERD
 has ``#<TAB>B-product_car`` in "the # 36 Castrol TOM 'S Toyota Supra").
+
+:func:`read_type_names` reads the name map that goes with such a file: label -> plain-words description.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ner_os.errors import NerOsError
+from ner_os.errors import ConfigError, NerOsError
+
+TYPE_NAMES_FILE = "type_names.json"  # the name map beside the Few-NERD INTER files
 
 
 @dataclass(frozen=True)
@@ -123,3 +128,25 @@ def _split_tag(tag: str) -> tuple[str, str]:
 def _mention(span: tuple[int, int, str], starts: list[int], tokens: list[str]) -> GoldMention:
     first, last, label = span
     return GoldMention(start=starts[first], end=starts[last] + len(tokens[last]), label=label)
+
+
+def read_type_names(path: str | Path) -> dict[str, str]:
+    """The name map: a JSON object from label to the plain-words description used as the query.
+
+    Every description must be non-empty text; runs of whitespace in it become one space.
+    """
+    path = Path(path)
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (no such file)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not the name map's JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(names, dict):
+        raise ConfigError(f"{path}: expected a JSON object mapping each label to its description")
+    for label, description in names.items():
+        if not isinstance(description, str) or not description.strip():
+            raise ConfigError(f"{path}: the description of {label!r} must be non-empty text, got {description!r}")
+    return {label: " ".join(description.split()) for label, description in names.items()}

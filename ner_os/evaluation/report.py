@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ner_os.evaluation.run import EvalResult
+from ner_os.evaluation.results import EvalResult
 
 MARKDOWN_FILE = "eval.md"
 JSON_FILE = "eval.json"
@@ -39,7 +37,7 @@ SYSTEM_COLOURS = {
 }
 
 
-def write_report(result: "EvalResult", out: str | Path) -> dict[str, Path]:
+def write_report(result: EvalResult, out: str | Path) -> dict[str, Path]:
     """Write the markdown table, the JSON and the chart into directory ``out``; their paths by kind."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +52,7 @@ def _figure(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def macro_rows(result: "EvalResult") -> list[dict]:
+def macro_rows(result: EvalResult) -> list[dict]:
     """One row per run: its name, system, spans and macro figures (``r_precision_specific`` included)."""
     rows = []
     for run in result.runs:
@@ -64,7 +62,7 @@ def macro_rows(result: "EvalResult") -> list[dict]:
     return rows
 
 
-def comparisons(result: "EvalResult") -> list[tuple[str, str]]:
+def comparisons(result: EvalResult) -> list[tuple[str, str]]:
     """The ratios and gaps the project's targets are stated in, for the systems that ran."""
     lines = []
     for spans in result.span_sources:
@@ -82,7 +80,7 @@ def comparisons(result: "EvalResult") -> list[tuple[str, str]]:
     return lines
 
 
-def markdown(result: "EvalResult") -> str:
+def markdown(result: EvalResult) -> str:
     sampled = (f" (a seeded sample, seed {result.seed}, of {result.sentences_in_file:,} sentences)"
                if result.documents < result.sentences_in_file else "")
     lines = [
@@ -141,7 +139,7 @@ def model_line(model: dict) -> str:
     return "Models: " + "; ".join(parts) + "."
 
 
-def plot_r_precision(result: "EvalResult", path: str | Path) -> Path:
+def plot_r_precision(result: EvalResult, path: str | Path) -> Path:
     """A dot plot of R-Precision: a row per type (macro first), a dot per run."""
     import matplotlib
 

@@ -136,7 +136,7 @@ def test_every_system_with_gold_and_detected_spans(client, opensearch_url, corpu
             assert macro["ner-os"] == pytest.approx(macro["ner-os-exact"], abs=1e-9)
             assert macro["ner-os"] > macro["bm25"]
     finally:
-        from ner_os.store.index import remove_templates
+        from ner_os.store.schema import remove_templates
 
         for name in _eval_indexes(client, prefix):
             client.indices.delete(index=name, ignore_unavailable=True)

@@ -1,27 +1,15 @@
-"""``ner-os eval``: the corpus built from BIO/CoNLL text, the judgements, the run plan, the shared encoder."""
+"""``ner-os eval``: the corpus built from BIO/CoNLL text, the judgements, the run plan."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from ner_os.errors import ConfigError
-from ner_os.evaluation.run import (
-    DEFAULT_SYSTEMS,
-    SPAN_SOURCES,
-    SYSTEMS,
-    RememberingEncoder,
-    RunSpec,
-    eval_types,
-    loader_records,
-    parse_choices,
-    plan_runs,
-    ranking_depth,
-    read_corpus,
-    read_type_names,
-)
+from ner_os.evaluation.corpus import eval_types, loader_records, ranking_depth, read_corpus
+from ner_os.evaluation.plan import DEFAULT_SYSTEMS, SPAN_SOURCES, SYSTEMS, RunSpec, parse_choices, plan_runs
+from ner_os.evaluation.readers import read_type_names
 
 pytestmark = pytest.mark.unit
 
@@ -178,119 +166,3 @@ def test_ranking_depth_covers_r_precision_and_recall_at_100():
     assert ranking_depth(1) == 1000
     assert ranking_depth(2945) == 2945
     assert ranking_depth(50_000) == 10_000
-
-
-class CountingEncoder:
-    """A stand-in encoder: one row per character, recording what it was asked to encode."""
-
-    d_v = 3
-    layer = 7
-
-    def __init__(self):
-        self.calls: list[list[str]] = []
-
-    def encode(self, texts):
-        self.calls.append(list(texts))
-        return [np.full((len(text), self.d_v), float(len(text)), dtype=np.float32) for text in texts]
-
-
-def test_remembering_encoder_encodes_each_text_once():
-    inner = CountingEncoder()
-    encoder = RememberingEncoder(inner)
-    first = encoder.encode(["abc", "de", "abc"])
-    assert inner.calls == [["abc", "de"]]
-    again = encoder.encode(["de", "fghi", "abc"])
-    assert inner.calls == [["abc", "de"], ["fghi"]]
-    assert again[0] is first[1] and again[2] is first[0]
-    assert [item.shape for item in again] == [(2, 3), (4, 3), (3, 3)]
-    assert encoder.encoded_texts == 3
-    # everything else is the wrapped encoder's
-    assert (encoder.d_v, encoder.layer) == (3, 7)
-    with pytest.raises(TypeError):
-        encoder.encode("abc")
-
-
-def tokenize_words(text):
-    """One token per word, offsets like the encoder's ``tokenize``."""
-    offsets, position = [], 0
-    for word in text.split():
-        start = text.index(word, position)
-        offsets.append((start, start + len(word)))
-        position = start + len(word)
-    return list(range(len(offsets))), np.asarray(offsets, dtype=np.int32)
-
-
-class WordEncoder(CountingEncoder):
-    """One row per word, with real offsets, so that stored encodings can be checked."""
-
-    def encode(self, texts):
-        from ner_os.encoder.runtime import EncodedText
-
-        self.calls.append(list(texts))
-        return [EncodedText(vectors=np.full((len(t.split()), self.d_v), float(len(t)), np.float32),
-                            offsets=tokenize_words(t)[1]) for t in texts]
-
-    def tokenize(self, text):
-        return tokenize_words(text)
-
-
-def test_token_vector_store_round_trip_and_staleness(tmp_path):
-    from ner_os.evaluation.run import TokenVectorStore
-
-    texts = ["Nile flows", "Messi scored twice", "Nile flows"]  # a repeated sentence keeps its place
-    encoded = WordEncoder().encode(texts)
-    key = {"profile": "tiny", "layer": 2, "d_v": 3}
-    store = TokenVectorStore(tmp_path, key)
-    assert store.read(texts, tokenize_words) is None
-    store.write(texts, encoded)
-    back = store.read(texts, tokenize_words)
-    assert len(back) == 3
-    for original, stored in zip(encoded, back):
-        np.testing.assert_array_equal(original.vectors, stored.vectors)
-        np.testing.assert_array_equal(original.offsets, stored.offsets)
-    assert json.loads((store.directory / "key.json").read_text()) == key
-    # another key or other texts: another file
-    assert TokenVectorStore(tmp_path, {**key, "layer": 3}).path(texts) != store.path(texts)
-    assert store.path(texts[:2]) != store.path(texts)
-    # a tokenizer that now cuts differently never gets the old vectors
-    assert store.read(texts, lambda text: tokenize_words(text.replace("Nile", "Ni le"))) is None
-
-
-class DyingEncoder(WordEncoder):
-    """Killed (an exception) on its second batch."""
-
-    def encode(self, texts):
-        if self.calls:
-            raise KeyboardInterrupt
-        return super().encode(texts)
-
-
-def test_encode_all_resumes_from_the_slices_a_killed_run_stored(tmp_path):
-    from ner_os.evaluation.run import TokenVectorStore
-
-    texts = ["h i", "a b c d", "j", "e f g", "k l m"]  # longest first: a b c d, e f g, k l m, h i, j
-    store = TokenVectorStore(tmp_path, {"profile": "tiny"})
-    dying = DyingEncoder()
-    with pytest.raises(KeyboardInterrupt):
-        RememberingEncoder(dying).encode_all(texts, store=store, slice_texts=2, progress=False)
-    assert dying.calls == [["a b c d", "e f g"]]
-    again = WordEncoder()
-    encoder = RememberingEncoder(again)
-    encoder.encode_all(texts, store=store, slice_texts=2, progress=False)
-    assert again.calls == [["k l m", "h i"], ["j"]]  # the first slice came from the store
-    assert [len(item.offsets) for item in encoder.encode(texts)] == [2, 4, 1, 3, 3]
-    assert encoder.encoded_texts == 3
-    # a third run reads everything
-    third = WordEncoder()
-    RememberingEncoder(third).encode_all(texts, store=store, slice_texts=2, progress=False)
-    assert third.calls == []
-
-
-def test_remembering_encoder_takes_stored_encodings_and_encodes_the_rest():
-    inner = CountingEncoder()
-    encoder = RememberingEncoder(inner)
-    stored = [np.zeros((1, 3), np.float32)]
-    encoder.remember(["abc"], stored)
-    encoder.encode_all(["abc", "de", "fghij", "de"], slice_texts=1, progress=False)
-    assert inner.calls == [["fghij"], ["de"]]  # longest first, one slice each, "abc" never encoded
-    assert encoder.encode(["abc"])[0] is stored[0]

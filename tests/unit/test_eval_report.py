@@ -8,7 +8,9 @@ import pytest
 
 from ner_os.evaluation.metrics import evaluate as score_rankings
 from ner_os.evaluation.report import comparisons, markdown, write_report
-from ner_os.evaluation.run import EvalResult, EvalType, RunResult, RunSpec
+from ner_os.evaluation.corpus import EvalType
+from ner_os.evaluation.plan import RunSpec
+from ner_os.evaluation.results import EvalResult, RunResult
 
 pytestmark = pytest.mark.unit
 

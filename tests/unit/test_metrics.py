@@ -15,7 +15,7 @@ from ner_os.evaluation.metrics import (
     score_ranking,
     span_scores,
 )
-from ner_os.spans.core import Span
+from ner_os.spans import Span
 
 pytestmark = pytest.mark.unit
 

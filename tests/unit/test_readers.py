@@ -1,9 +1,10 @@
+import json
 from pathlib import Path
 
 import pytest
 
-from ner_os.errors import NerOsError
-from ner_os.evaluation.readers import FormatError, GoldMention, read_bio
+from ner_os.errors import ConfigError, NerOsError
+from ner_os.evaluation.readers import TYPE_NAMES_FILE, FormatError, GoldMention, read_bio, read_type_names
 
 pytestmark = pytest.mark.unit
 
@@ -106,3 +107,16 @@ def test_the_fewnerd_inter_test_file_matches_its_readme():
     tokens = sum(len(s.tokens) for s in sentences)
     with FEWNERD_TEST.open(encoding="utf-8") as handle:
         assert tokens == sum(1 for line in handle if line.strip())  # no token lost, "#" included
+
+
+def test_the_one_read_type_names_takes_the_file_and_checks_every_description(tmp_path):
+    path = tmp_path / TYPE_NAMES_FILE
+    with pytest.raises(ConfigError, match=r"type_names\.json: not found \(no such file\)"):
+        read_type_names(path)
+    with pytest.raises(ConfigError, match="a folder, not"):
+        read_type_names(tmp_path)
+    path.write_text(json.dumps({"person_actor": "actor", "art_film": "   "}))
+    with pytest.raises(ConfigError, match="description of 'art_film' must be non-empty text"):
+        read_type_names(path)
+    path.write_text(json.dumps({"person_actor": " film\tactor "}))
+    assert read_type_names(path) == {"person_actor": "film actor"}

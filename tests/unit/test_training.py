@@ -9,13 +9,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import ner_os.training.core as training
+import ner_os.training as training
+import ner_os.training.fit as fit
+import ner_os.training.run as run
 from ner_os.config import Settings
+from ner_os.errors import ConfigError
 from ner_os.head import ProjectionHead
-from ner_os.training.core import (
-    UNLABELLED, LabelledText, MentionVectors, RetrievalTask, TrainConfig, TrainingData, VectorCache,
-    choose_dev_types, confusable_pairs, split_sentences, train_head,
+from ner_os.mentions.cache import MENTION_VECTORS, VectorCache
+from ner_os.training import (
+    UNLABELLED, LabelledText, MentionVectors, RetrievalTask, TrainConfig, TrainingData, choose_dev_types,
+    confusable_pairs, mention_vectors, split_sentences, train_head,
 )
+from ner_os.training.vectors import dataset_content
 
 pytestmark = pytest.mark.unit
 
@@ -107,10 +112,13 @@ def texts_with_spans():
             LabelledText("island3", ((0, 7, None),))]
 
 
+def fake_cache(root, profile="fake"):
+    return VectorCache(root, MENTION_VECTORS, {"profile": profile})
+
+
 def test_cache_reads_each_span_last_token_at_every_layer(tmp_path):
     calls = []
-    cache = VectorCache(tmp_path, {"profile": "fake"})
-    mentions = cache.load(texts_with_spans(), [1, 3], factory(calls))
+    mentions = mention_vectors(fake_cache(tmp_path), texts_with_spans(), [1, 3], factory(calls))
     assert calls[0] == ("load", [1, 3])
     assert calls[1][0] == ["the actor1 met athlete2 today", "island3"]  # longest first, texts without spans skipped
     np.testing.assert_array_equal(mentions.sentence_ids, [0, 0, 2])
@@ -122,7 +130,7 @@ def test_cache_reads_each_span_last_token_at_every_layer(tmp_path):
 
 
 def test_mention_vectors_by_label_and_split_into_gold_and_detected(tmp_path):
-    mentions = VectorCache(tmp_path, {"profile": "fake"}).load(texts_with_spans(), [1], factory([]))
+    mentions = mention_vectors(fake_cache(tmp_path), texts_with_spans(), [1], factory([]))
     np.testing.assert_array_equal(mentions.of_labels(1, ["person_athlete", "person_actor"]),
                                   mentions.vectors[1][[1, 0]])
     pools = mentions.gold_and_detected()
@@ -133,19 +141,19 @@ def test_mention_vectors_by_label_and_split_into_gold_and_detected(tmp_path):
 
 def test_cache_hits_never_encode_and_misses_encode_only_missing_layers(tmp_path):
     calls = []
-    cache = VectorCache(tmp_path, {"profile": "fake"})
-    cache.load(texts_with_spans(), [1, 3], factory(calls))
+    cache = fake_cache(tmp_path)
+    mention_vectors(cache, texts_with_spans(), [1, 3], factory(calls))
     calls.clear()
-    again = cache.load(texts_with_spans(), [3], factory(calls))
+    again = mention_vectors(cache, texts_with_spans(), [3], factory(calls))
     assert calls == [] and list(again.vectors) == [3]
-    cache.load(texts_with_spans(), [1, 5], factory(calls))
+    mention_vectors(cache, texts_with_spans(), [1, 5], factory(calls))
     assert calls[0] == ("load", [5])
-    meta = json.loads((cache.directory(texts_with_spans()) / "meta.json").read_text())
+    entry = cache.entry(dataset_content(texts_with_spans()))
+    meta = json.loads((entry / "meta.json").read_text())
     assert [p["layers"] for p in meta["passes"]] == [[1, 3], [5]]
     other_spans = [replace(texts_with_spans()[0], spans=((4, 10, "person_actor"),))]
-    assert cache.directory(other_spans) != cache.directory(texts_with_spans())
-    assert VectorCache(tmp_path, {"profile": "other"}).directory(texts_with_spans()) != \
-        cache.directory(texts_with_spans())
+    assert cache.entry(dataset_content(other_spans)) != entry
+    assert fake_cache(tmp_path, "other").entry(dataset_content(texts_with_spans())) != entry
 
 
 # ---------------------------------------------------------------- training
@@ -215,11 +223,11 @@ def test_numpy_head_equals_the_torch_module_in_eval_mode(input_norm, centering, 
     import torch
 
     config = replace(SMALL, input_norm=input_norm, centering=centering, skip_weight=skip_weight)
-    module = training._head_module(D_V, config)
+    module = fit._head_module(D_V, config)
     rng = np.random.default_rng(0)
     data = TrainingData(rng.normal(3, 1, size=(20, D_V)).astype(np.float32), np.zeros(20),
                         rng.normal(-2, 1, size=(4, D_V)).astype(np.float32), [])
-    head = training._to_head(module, config, IDENTITY, data, {})
+    head = fit._to_head(module, config, IDENTITY, data, {})
     x = rng.normal(size=(5, D_V)).astype(np.float32) * 7
     module.eval()
     for role, offset in (("mention", data.mentions.mean(0)), ("query", data.anchors.mean(0))):
@@ -233,7 +241,7 @@ def test_numpy_head_equals_the_torch_module_in_eval_mode(input_norm, centering, 
 def test_a_query_map_without_phrase_pairs_is_refused_not_skipped():
     mentions, labels, anchors = synthetic(n_types=2, per_type=5)
     data = TrainingData(mentions, labels, anchors, ["a", "b"])
-    with pytest.raises(training.ConfigError, match="query map"):
+    with pytest.raises(ConfigError, match="query map"):
         train_head(data, replace(SMALL, query_map_ridge=0.1, epochs=1), IDENTITY, progress=False)
 
 
@@ -247,13 +255,13 @@ def test_confusable_pairs_point_to_the_nearest_wrong_type_mention():
 
 
 def test_bad_config_values_are_refused():
-    with pytest.raises(training.ConfigError, match="loss 'hinge'"):
+    with pytest.raises(ConfigError, match="loss 'hinge'"):
         TrainConfig(loss="hinge")
-    with pytest.raises(training.ConfigError, match="hard_share"):
+    with pytest.raises(ConfigError, match="hard_share"):
         TrainConfig(hard_share=2)
-    with pytest.raises(training.ConfigError, match="centering 'mean': expected one of per-role, none"):
+    with pytest.raises(ConfigError, match="centering 'mean': expected one of per-role, none"):
         TrainConfig(centering="mean")
-    with pytest.raises(training.ConfigError, match="skip_weight"):
+    with pytest.raises(ConfigError, match="skip_weight"):
         TrainConfig(skip_weight=1)
 
 
@@ -280,7 +288,7 @@ def write_tiny_fewnerd(folder, seed=0):
 
 def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(training, "encoder_factory", lambda settings: factory(calls))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory(calls))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     settings = Settings(cache_dir=str(tmp_path / "cache"), layer=2)
     plan = training.DataPlan(n_train=40, n_dev=30, dev_seed=3)
@@ -309,7 +317,7 @@ def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, m
 
 def test_centroid_queries_find_a_type_its_description_misses(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(training, "encoder_factory", lambda settings: factory(calls))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory(calls))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     names = json.loads((data / "type_names.json").read_text())
     (data / "type_names.json").write_text(json.dumps({label: f"nothing{i}" for i, label in enumerate(names)}))
@@ -324,7 +332,7 @@ def test_cli_train_writes_a_loadable_head(tmp_path, monkeypatch):
     from ner_os.cli import cli
 
     calls = []
-    monkeypatch.setattr(training, "encoder_factory", lambda settings: factory(calls))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory(calls))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     monkeypatch.setenv("NER_OS_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "head"
@@ -341,7 +349,7 @@ def test_cli_train_writes_a_loadable_head(tmp_path, monkeypatch):
 def test_cli_train_reports_a_missing_type_names_file_on_one_line(tmp_path, monkeypatch):
     from ner_os.cli import cli
 
-    monkeypatch.setattr(training, "encoder_factory", lambda settings: factory([]))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory([]))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     (data / "type_names.json").unlink()
     result = CliRunner().invoke(cli, ["train", "--data", str(data)])
