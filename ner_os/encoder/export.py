@@ -17,10 +17,14 @@ import json
 import os
 import shutil
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ner_os.encoder.calibration import CALIBRATION_TEXTS
+from ner_os.encoder.tokens import start_token_id
+from ner_os.encoder.weights import load_model, weights_location
 from ner_os.errors import ConfigError
-from ner_os.profiles import Profile
+from ner_os.profiles import Profile, resolve_profile
 
 DTYPES = ("fp32", "fp16", "int8")
 OPSET = 18
@@ -72,8 +76,6 @@ def _identity_key(identity: dict) -> dict:
 
 def export_encoder(settings, out: str | Path | None = None, force: bool = False) -> Path:
     """The export for the settings' profile/model/layer/dtype: built (rebuilt with ``force``) or reused."""
-    from ner_os.profiles import resolve_profile
-
     profile = resolve_profile(settings.profile, model=settings.model, layer=settings.layer)
     if force:
         return export_profile(profile, dtype=settings.dtype, cache_dir=settings.cache_dir, out=out)
@@ -82,8 +84,6 @@ def export_encoder(settings, out: str | Path | None = None, force: bool = False)
 
 def ensure_export(profile: Profile, dtype: str = "fp32", cache_dir: str | Path = ".", out: str | Path | None = None) -> Path:
     """The export directory for profile/layer/dtype: ``out`` or the cache's, built if missing, checked if present."""
-    from ner_os.encoder.weights import weights_location
-
     _check_dtype(dtype)
     _, identity = weights_location(profile, cache_dir)
     directory = Path(out) if out is not None else default_export_dir(profile, dtype, cache_dir, identity)
@@ -97,8 +97,6 @@ def ensure_export(profile: Profile, dtype: str = "fp32", cache_dir: str | Path =
 
 def export_profile(profile: Profile, dtype: str = "fp32", cache_dir: str | Path = ".", out: str | Path | None = None, opset: int = OPSET) -> Path:
     """Export ``profile`` truncated at its layer to ``out`` (default: the cache's export dir); returns it."""
-    from ner_os.encoder.weights import load_model, weights_location
-
     _check_dtype(dtype)
     _, identity = weights_location(profile, cache_dir)
     directory = Path(out) if out is not None else default_export_dir(profile, dtype, cache_dir, identity)
@@ -127,7 +125,7 @@ def export_graph(model, layer: int, path: Path, opset: int = OPSET) -> int:
     """Trace the model truncated at ``layer`` to ``path`` through Optimum's exporter; returns d_v."""
     from optimum.exporters.onnx.convert import export
 
-    from ner_os.encoder.truncated import TruncatedDecoder
+    from ner_os.encoder.truncated import TruncatedDecoder  # imports torch
 
     wrapper = ValueVectorsModule(TruncatedDecoder(model, layer)).eval()
     export(model=wrapper, config=value_vectors_onnx_config(model.config), output=path, opset=opset)
@@ -190,9 +188,7 @@ KEPT_FP32 = ("down_proj",)
 
 def export_int8_graph(loaded, layer: int, path: Path, opset: int = OPSET) -> int:
     """Smooth, export fp32, quantize: the recipe in INT8_RECIPE (value cosine to fp32 ~0.997 on Gemma 3 270M)."""
-    from ner_os.encoder.calibration import CALIBRATION_TEXTS
-    from ner_os.encoder.runtime import start_token_id
-    from ner_os.encoder.smoothing import smooth_for_int8
+    from ner_os.encoder.smoothing import smooth_for_int8  # imports torch
 
     tokenizer = loaded.tokenizer
     start = start_token_id(tokenizer)
@@ -229,7 +225,7 @@ def quantize_int8(source: Path, target: Path) -> None:
 
 
 def _manifest(profile: Profile, loaded, d_v: int, dtype: str, opset: int) -> dict:
-    from ner_os.encoder.truncated import text_config
+    from ner_os.encoder.truncated import text_config  # imports torch
 
     config = text_config(loaded.model)
     return {
@@ -253,8 +249,6 @@ def _manifest(profile: Profile, loaded, d_v: int, dtype: str, opset: int) -> dic
 
 
 def _library_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     versions = {}
     for package in ("ner-os", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime"):
         try:

@@ -8,63 +8,15 @@ being one span.
 from __future__ import annotations
 
 import functools
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from ner_os.config import Settings
+from ner_os.encoder import Encoder
 from ner_os.errors import NerOsError
-from ner_os.head import ProjectionHead, l2_normalise
-
-
-def span_bounds(span) -> tuple[int, int]:
-    """``Span(start, end)``, any object with ``start``/``end``, or a ``(start, end)`` pair."""
-    if hasattr(span, "start") and hasattr(span, "end"):
-        return int(span.start), int(span.end)
-    start, end = span
-    return int(start), int(end)
-
-
-def last_token_indices(offsets: np.ndarray, spans: Iterable, text: str) -> np.ndarray:
-    """Index of each span's last sub-word token (int64 ``[n_spans]``), spans checked against the text.
-
-    The last token of span ``[start, end)`` is the last token that *starts* before ``end``.
-    Comparing token starts with the span's end keeps a leading space merged into the next token
-    (``" is"`` starting at the span's end) out of the span, and picks the token that holds the
-    span's last character even when that token runs on past it. Zero-width tokens (special or
-    inserted by the normaliser) hold no character and are never picked.
-    """
-    bounds = np.asarray([span_bounds(span) for span in spans], dtype=np.int64).reshape(-1, 2)
-    for start, end in bounds:
-        if not 0 <= start < end <= len(text):
-            raise NerOsError(f"span [{start}, {end}) is not inside a text of {len(text)} characters: {_preview(text)}")
-        if not text[start:end].strip():
-            raise NerOsError(f"span [{start}, {end}) holds only whitespace in {_preview(text)}")
-    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    real = np.flatnonzero(offsets[:, 1] > offsets[:, 0])
-    picked = np.searchsorted(offsets[real, 0], bounds[:, 1], side="left") - 1
-    for (start, end), position in zip(bounds, picked):
-        if position < 0 or offsets[real[position], 1] <= start:
-            raise NerOsError(f"span [{start}, {end}) covers no token of {_preview(text)}")
-    return real[picked] if len(bounds) else np.zeros(0, dtype=np.int64)
-
-
-def _preview(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
-def description_text(description: str) -> tuple[str, tuple[int, int]]:
-    """The text the encoder reads for a description (or any phrase) read alone, and its span in it.
-
-    The stripped description after one space, the whole of it one span. The space matters: the
-    profiles' tokenizers (SentencePiece without a dummy prefix, byte-level BPE) give a word at the
-    very start of a text another token than the same word inside a sentence -- Gemma's ``actor``
-    against ``▁actor`` -- and mentions are read inside sentences. On the dev types it lifts raw
-    value vectors from 0.636 to 0.660 macro R-Precision (docs/layers.md, "How a description is read").
-    """
-    if not isinstance(description, str) or not description.strip():
-        raise NerOsError(f"a type description must be non-empty text, got {description!r}")
-    text = " " + description.strip()
-    return text, (1, len(text))
+from ner_os.head import ProjectionHead, encoder_identity, head_for, l2_normalise
+from ner_os.mentions.positions import description_text, last_token_indices
 
 
 class MentionEmbedder:
@@ -82,11 +34,7 @@ class MentionEmbedder:
     @classmethod
     def from_settings(cls, settings, encoder=None) -> "MentionEmbedder":
         """The encoder of the settings and the head they select (see :func:`ner_os.head.head_for`)."""
-        from ner_os.head import head_for
-
         if encoder is None:
-            from ner_os.encoder.runtime import Encoder
-
             encoder = Encoder.from_settings(settings)
         return cls(encoder, head_for(settings, encoder))
 
@@ -96,8 +44,6 @@ class MentionEmbedder:
 
     def identity(self) -> dict:
         """What makes its vectors comparable with another embedder's: encoder, layer, head, dimension."""
-        from ner_os.head import encoder_identity
-
         return {**encoder_identity(self.encoder), "head": self.head.digest if self.head is not None else None,
                 "dim": int(self.dim)}
 
@@ -123,6 +69,19 @@ class MentionEmbedder:
         projected = self.project(np.concatenate(raw_rows), role)
         for i, part in zip(wanted, np.split(projected, np.cumsum(counts)[:-1])):
             out[i] = part
+        return out
+
+    def raw_layers(self, texts: Sequence[str], spans: Sequence[Sequence], layers: Sequence[int]
+                   ) -> list[dict[int, np.ndarray]]:
+        """Raw value vectors of several layers from one encoder pass (``encoder.encode_layers``), no head:
+        per text ``{layer: float32 [n_spans_i, d_v]}`` at each span's last token, rows in span order."""
+        if len(texts) != len(spans):
+            raise NerOsError(f"got {len(texts)} texts but {len(spans)} span lists")
+        layers = [int(layer) for layer in layers]
+        out = []
+        for text, text_spans, item in zip(texts, spans, self.encoder.encode_layers(list(texts), layers=layers)):
+            rows = last_token_indices(np.asarray(item.offsets), text_spans, text)
+            out.append({layer: np.asarray(item[layer], dtype=np.float32)[rows] for layer in layers})
         return out
 
     def embed_type(self, description: str) -> np.ndarray:
@@ -154,8 +113,6 @@ def embed_type(description: str, settings=None, **flags) -> np.ndarray:
     :class:`ner_os.config.Settings`) or keyword flags (``profile=``, ``layer=``, ``head=``, ...)
     choose others, as the CLI flags do.
     """
-    from ner_os.config import Settings
-
     settings = settings.replace(**flags) if settings is not None else Settings.resolve(**flags)
     return embedder_for(settings).embed_type(description)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ner_os.encoder.export import GRAPH, MANIFEST, ensure_export, export_profile
-from ner_os.encoder.runtime import Encoder
+from ner_os.encoder import Encoder
 from ner_os.errors import ConfigError
 from ner_os.profiles import resolve_profile
 from test_encoder_tiny import ARCHITECTURES, CORPUS, LAYER, max_abs_diff, tiny_model_dir
@@ -125,7 +125,11 @@ def test_manifest_mismatch_is_a_config_error(tmp_path_factory):
 
 
 def test_encode_layers_on_onnx_needs_the_exported_layer(tmp_path_factory):
+    from ner_os.encoder.onnx_runner import OnnxRunner
+    from ner_os.encoder.runner import Runner
+
     onnx, _ = encoders("llama", tmp_path_factory)
+    assert isinstance(onnx.runner, OnnxRunner) and isinstance(onnx.runner, Runner)
     assert list(onnx.encode_layers(CORPUS[:1], [LAYER])[0]) == [LAYER]
     with pytest.raises(ConfigError, match="use backend=torch"):
         onnx.encode_layers(CORPUS[:1], [1, LAYER])

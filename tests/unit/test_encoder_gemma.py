@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from ner_os.encoder.runtime import Encoder
+from ner_os.encoder import Encoder
 
 pytestmark = pytest.mark.model
 

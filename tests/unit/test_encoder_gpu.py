@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ner_os.encoder.runtime import Encoder
+from ner_os.encoder import Encoder
 from test_encoder_tiny import CORPUS, LAYER, max_abs_diff, tiny_model_dir
 
 torch = pytest.importorskip("torch")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ner_os.encoder.runtime import Encoder, token_budget_batches
+from ner_os.encoder import Encoder
+from ner_os.encoder.tokens import token_budget_batches
 from ner_os.profiles import resolve_profile
 
 pytestmark = pytest.mark.unit
@@ -188,7 +189,7 @@ def test_offsets_map_tokens_to_characters(arch, tmp_path_factory):
 
 
 def test_token_budget_batches_sort_and_bound():
-    from ner_os.encoder.runtime import Chunk
+    from ner_os.encoder.tokens import Chunk
 
     chunks = [Chunk(i, [1] * length, 1, 0) for i, length in enumerate([5, 40, 12, 40, 3, 20])]
     batches = token_budget_batches(chunks, batch_tokens=64)
@@ -199,7 +200,7 @@ def test_token_budget_batches_sort_and_bound():
 
 
 def test_token_budget_batches_close_when_padding_grows():
-    from ner_os.encoder.runtime import MIN_BATCH_TOKENS, Chunk
+    from ner_os.encoder.tokens import MIN_BATCH_TOKENS, Chunk
 
     lengths = [40] * 10 + [5] * 100  # one budget could hold them all, mostly as padding
     chunks = [Chunk(i, [1] * length, 1, 0) for i, length in enumerate(lengths)]
@@ -221,3 +222,41 @@ def test_layer_out_of_range_is_a_config_error(tmp_path_factory):
 def test_profile_resolution_for_a_local_model(tmp_path_factory):
     profile = resolve_profile("custom", model=tiny_model_dir("llama", tmp_path_factory), layer=1)
     assert profile.name == "custom" and profile.layer == 1 and profile.d_v is None
+
+
+class EchoRunner:
+    """A stand-in backend: each token's vector is ``[token id, layer]``."""
+
+    def check_layers(self, layers):
+        pass
+
+    def run(self, input_ids, attention_mask, layers):
+        return {layer: np.stack([input_ids, np.full_like(input_ids, layer)], axis=-1).astype(np.float32) for layer in layers}
+
+
+def test_encoder_needs_only_a_runner(tmp_path_factory):
+    """The facade chunks, batches and reassembles through the Runner protocol alone (no torch, no ONNX)."""
+    from ner_os.encoder.runner import Runner
+    from ner_os.encoder.weights import load_tokenizer
+
+    model_dir = tiny_model_dir("llama", tmp_path_factory)
+    assert isinstance(EchoRunner(), Runner)
+    encoder = Encoder(resolve_profile("custom", model=model_dir, layer=LAYER), load_tokenizer(model_dir), EchoRunner(),
+                      d_v=2, batch_tokens=16, max_tokens=8)
+    texts = [" ".join(CORPUS[:3]), CORPUS[4], ""]
+    encoded = encoder.encode(texts)
+    for text, item in zip(texts, encoded):
+        ids, offsets = encoder.tokenize(text)
+        np.testing.assert_array_equal(item.vectors[:, 0], ids)  # every token once, in order, across chunks
+        np.testing.assert_array_equal(item.vectors[:, 1], LAYER)
+        np.testing.assert_array_equal(item.offsets, offsets)
+    assert len(encoder.chunks(0, encoder.tokenize(texts[0])[0])) > 3
+
+
+@pytest.mark.parametrize("mode", ["truncated", "reference"])
+def test_torch_runner_is_a_runner(mode, tmp_path_factory):
+    from ner_os.encoder.runner import Runner
+    from ner_os.encoder.torch_runner import TorchRunner
+
+    runner = tiny_encoder("llama", tmp_path_factory, mode=mode).runner
+    assert isinstance(runner, TorchRunner) and isinstance(runner, Runner)

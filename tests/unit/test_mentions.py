@@ -9,7 +9,8 @@ import pytest
 
 from ner_os.errors import NerOsError
 from ner_os.head import ProjectionHead, l2_normalise
-from ner_os.mentions.embedder import MentionEmbedder, description_text, last_token_indices
+from ner_os.mentions.embedder import MentionEmbedder
+from ner_os.mentions.positions import description_text, last_token_indices
 
 pytestmark = pytest.mark.unit
 
@@ -207,7 +208,7 @@ def test_head_is_applied_after_the_last_token():
 
 def test_public_embed_type_builds_one_embedder_per_settings(monkeypatch):
     import ner_os
-    import ner_os.encoder.runtime as runtime
+    import ner_os.encoder.encoder as encoder_module
     from ner_os.mentions import embedder as mentions
 
     loads = []
@@ -216,7 +217,7 @@ def test_public_embed_type_builds_one_embedder_per_settings(monkeypatch):
         loads.append(settings)
         return FakeEncoder()
 
-    monkeypatch.setattr(runtime.Encoder, "from_settings", staticmethod(fake_from_settings))
+    monkeypatch.setattr(encoder_module.Encoder, "from_settings", staticmethod(fake_from_settings))
     mentions.embedder_for.cache_clear()
     first = ner_os.embed_type("dinosaur", head="none", layer=3)
     second = ner_os.embed_type("river in Africa", head="none", layer=3)
@@ -231,7 +232,7 @@ def test_public_embed_type_builds_one_embedder_per_settings(monkeypatch):
 
 @pytest.fixture(scope="module")
 def gemma():
-    from ner_os.encoder.runtime import Encoder
+    from ner_os.encoder import Encoder
 
     try:
         return Encoder.load("gemma3-270m", backend="torch", layer=12)

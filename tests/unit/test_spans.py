@@ -5,16 +5,15 @@ from pathlib import Path
 import pytest
 
 from ner_os.errors import ConfigError, NerOsError
-from ner_os.spans.core import (
+from ner_os.spans import (
     NoDetector,
     Span,
     SpanError,
     SpanRules,
     detector_from_name,
-    spans_from_doc,
-    split_text,
     validate_spans,
 )
+from ner_os.spans.spacy_detector import spans_from_doc, split_text
 
 pytestmark = pytest.mark.unit
 
@@ -229,7 +228,7 @@ def test_batches_keep_input_order_and_equal_one_by_one(detector, sample):
 
 def test_a_text_split_for_length_maps_spans_back_to_its_offsets(sample):
     _model_or_skip()
-    from ner_os.spans.core import SpacyDetector
+    from ner_os.spans import SpacyDetector
 
     texts = [row["text"] for row in sample[:6]]
     joined = "\n".join(texts)
@@ -246,7 +245,7 @@ def test_a_text_split_for_length_maps_spans_back_to_its_offsets(sample):
 
 def test_entities_only_rules_load_only_the_entity_recogniser():
     _model_or_skip()
-    from ner_os.spans.core import SpacyDetector
+    from ner_os.spans import SpacyDetector
 
     rules = SpanRules(chunks="none", split_possessive=False, absorb_suffix=False, cut_common_head=False)
     detector = SpacyDetector(rules=rules)

