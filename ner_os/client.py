@@ -207,18 +207,11 @@ class NerOs:
         return q.template_request_line(index, template_id, vector, query)
 
     def _drive(self, steps, index: str) -> q.TypeResults:
-        try:
-            request = next(steps)
-            while True:
-                request = steps.send(self._send(request, index))
-        except StopIteration as stop:
-            return stop.value
+        return q.drive(steps, lambda request: self._send(request, index))
 
     def _send(self, request, index: str):
         try:
-            if isinstance(request, q.MultiSearchRequest):
-                return store.msearch(self.opensearch, index, request.bodies)
-            return store.search(self.opensearch, index, request.body, **request.params)
+            return store.send(self.opensearch, index, request)
         except store.MissingIndex:
             self._dimensions.pop(index, None)
             raise

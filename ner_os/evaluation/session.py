@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -36,28 +37,14 @@ from ner_os.loader import load_records
 from ner_os.mentions.cache import token_vector_cache
 from ner_os.mentions.embedder import MentionEmbedder
 from ner_os.mentions.proxy import EncoderProxy
-from ner_os.query import MultiSearchRequest, TypeQuery, TypeResults, hybrid_pipeline, ranking, type_search_steps
+from ner_os.query import TypeQuery, drive, hybrid_pipeline, ranking, type_search_steps
 from ner_os.spans import NoDetector, detector_from_settings
 from ner_os.store.bulk import bulk_index, refresh
 from ner_os.store.connection import client_from_settings, has_neural_search
 from ner_os.store.schema import create_plain_index, delete_index, remove_templates
-from ner_os.store.search import msearch, pipeline_exists, search
+from ner_os.store.search import pipeline_exists, search, send
 
 log = logging.getLogger(__name__)
-
-
-def drive(client, index: str, steps) -> TypeResults:
-    """Send each request the query layer's ``steps`` yield (search or msearch) and return their result."""
-    try:
-        request = next(steps)
-        while True:
-            if isinstance(request, MultiSearchRequest):
-                response = msearch(client, index, request.bodies)
-            else:
-                response = search(client, index, request.body, **request.params)
-            request = steps.send(response)
-    except StopIteration as stop:
-        return stop.value
 
 
 class EvalSession:
@@ -261,7 +248,7 @@ class EvalSession:
             query = TypeQuery(t.description, size=t.depth, k=t.depth, hybrid=hybrid, mentions_per_hit=1)
             steps = type_search_steps(vectors[t.label], query, index=index, server_hybrid=server_hybrid,
                                       pipeline=hybrid_pipeline(index))
-            rankings[t.label] = drive(self.client, index, steps).ids
+            rankings[t.label] = drive(steps, partial(send, self.client, index)).ids
         return rankings
 
     def _query_vectors(self, space: str) -> dict[str, list[float]]:

@@ -5,7 +5,7 @@ order of the requests (steps). No I/O here: :mod:`ner_os.store.search` sends the
     filters  filter_clause, parse_filter_args
     bodies   the k-NN, BM25, hybrid, page and ranking bodies; Dev Tools request lines
     results  parse_mentions, ranking, rrf_fuse
-    steps    type_search_steps, dsl_request (the generator a client drives)
+    steps    type_search_steps, dsl_request (the generator a client drives), drive
 """
 
 from ner_os.fields import (DOC_ID_FIELD, MAX_INNER_HITS, MAX_WINDOW, MENTIONS_PATH, SOURCE_WITHOUT_VECTORS,
@@ -17,7 +17,8 @@ from ner_os.query.filters import filter_clause, parse_filter_args
 from ner_os.query.model import (DEFAULT_DEPTH, MENTION_MARGIN, RRF_RANK_CONSTANT, MentionMatch, TypeHit, TypeQuery,
                                 TypeResults)
 from ner_os.query.results import hit_id, parse_mentions, ranked_hits, ranking, rrf_fuse, within_margin
-from ner_os.query.steps import MultiSearchRequest, SearchRequest, dsl_request, hybrid_pipeline, type_search_steps
+from ner_os.query.steps import (MultiSearchRequest, SearchRequest, drive, dsl_request, hybrid_pipeline,
+                                type_search_steps)
 
 __all__ = [
     "DOC_ID_FIELD", "MAX_INNER_HITS", "MAX_WINDOW", "MENTIONS_PATH", "SOURCE_WITHOUT_VECTORS", "TEXT_FIELD",
@@ -27,5 +28,5 @@ __all__ = [
     "bm25_query", "bm25_search_body", "hybrid_search_body", "knn_clause", "knn_search_body", "nested_knn_query",
     "page_body", "ranking_body", "search_request_line", "template_params", "template_request_line",
     "hit_id", "parse_mentions", "ranked_hits", "ranking", "rrf_fuse", "within_margin",
-    "dsl_request", "hybrid_pipeline", "type_search_steps",
+    "drive", "dsl_request", "hybrid_pipeline", "type_search_steps",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Generator, Mapping, Sequence
+from typing import Any, Callable, Generator, Mapping, Sequence
 
 from ner_os.errors import NerOsError
 from ner_os.fields import DOC_ID_FIELD
@@ -111,3 +111,14 @@ def dsl_request(vector: Sequence[float], query: TypeQuery, *, index: str, server
                                    {"search_pipeline": pipeline or hybrid_pipeline(index)})
     knn_only = dataclasses.replace(query, hybrid=False)
     return search_request_line(index, knn_search_body(vector, knn_only))
+
+
+def drive(steps: Steps, send: Callable[["SearchRequest | MultiSearchRequest"], Any]) -> TypeResults:
+    """Run a query's steps: each request they yield goes through ``send`` (the caller's I/O, e.g.
+    :func:`ner_os.store.search.send`) and its answer goes back in; returns the steps' result."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(send(request))
+    except StopIteration as stop:
+        return stop.value

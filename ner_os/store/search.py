@@ -64,6 +64,15 @@ def msearch(client, index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dic
     return responses
 
 
+def send(client, index: str, request: Any) -> Any:
+    """One request of the query layer's steps (ner_os.query.steps): a multi-search when it carries
+    ``bodies``, else a search with its ``body`` and ``params``."""
+    bodies = getattr(request, "bodies", None)
+    if bodies is not None:
+        return msearch(client, index, bodies)
+    return search(client, index, request.body, **request.params)
+
+
 def count(client, index: str, query: Mapping[str, Any] | None = None) -> int:
     """Documents of ``index`` (matching ``query`` when given)."""
     try:

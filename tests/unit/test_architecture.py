@@ -42,3 +42,17 @@ def test_no_function_is_a_hall():
                 if length > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = length
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_every_module_has_its_line_in_the_architecture_doc():
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in _modules():
+        relative = path.relative_to(ROOT).as_posix()
+        if path.name == "__init__.py" and path.parent != PACKAGE:
+            continue
+        parent = path.parent.relative_to(ROOT).as_posix() + "/"
+        named = relative in doc or (parent in doc and (f"`{path.stem}" in doc or f"{path.stem}.py" in doc))
+        if not named:
+            missing.append(relative)
+    assert not missing, f"docs/architecture.md does not say where these live: {missing}"
