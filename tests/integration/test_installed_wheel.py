@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -32,7 +33,12 @@ def installed(tmp_path_factory):
     """(python, ner-os executable, environment) of a venv holding only the wheel of this tree."""
     work = tmp_path_factory.mktemp("wheel")
     env = {key: value for key, value in os.environ.items() if not key.startswith("NER_OS_")}
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work), str(ROOT)],
+    # built from a copy without earlier build outputs: setuptools reuses ./build/lib, which would carry
+    # modules deleted since into the wheel
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "target",
+                                                                  "__pycache__", ".pytest_cache", "*.rejects.jsonl"))
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work), str(source)],
          cwd=work, env=env)
     wheel = next(work.glob("ner_os-*.whl"))
     venv = work / "venv"
