@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -92,12 +93,34 @@ def launcher_hash() -> str:
 
 
 def launcher_classpath(build_dir: Path) -> str:
-    """classes, lib/*, then each unpacked plugin: those of PLUGIN_ORDER in that order, any other after."""
+    """classes, lib/*, the newest of each library that several plugins bundle in different versions,
+    then each unpacked plugin: those of PLUGIN_ORDER in that order, any other after.
+
+    Classpath plugins share one class loader, so the first jar wins: ML Commons bundles commons-lang3
+    3.10, and before neural-search's 3.14 it breaks the RRF processor (``Range.of``, 3.13+), whose
+    pipeline PUT then hangs. Libraries keep their old methods, so the newest version serves both.
+    """
     plugins = [plugin for plugin in sorted((build_dir / "plugins").iterdir()) if plugin.is_dir()]
     rank = {name: position for position, name in enumerate(PLUGIN_ORDER)}
     plugins.sort(key=lambda plugin: (rank.get(plugin.name, len(rank)), plugin.name))
-    entries = [build_dir / "classes", build_dir / "lib" / "*", *(plugin / "*" for plugin in plugins)]
+    entries = [build_dir / "classes", build_dir / "lib" / "*", *newest_duplicates(plugins),
+               *(plugin / "*" for plugin in plugins)]
     return os.pathsep.join(str(entry) for entry in entries)
+
+
+_VERSIONED_JAR = re.compile(r"^(?P<name>.+?)-(?P<version>\d+(?:\.\d+)*)(?:[.-][\w.-]*)?\.jar$")
+
+
+def newest_duplicates(plugins: Iterable[Path]) -> list[Path]:
+    """For each library found in several plugin folders in more than one version, its newest jar."""
+    found: dict[str, dict[tuple[int, ...], Path]] = {}
+    for plugin in plugins:
+        for jar in sorted(plugin.glob("*.jar")):
+            match = _VERSIONED_JAR.match(jar.name)
+            if match:
+                version = tuple(int(part) for part in match["version"].split("."))
+                found.setdefault(match["name"], {}).setdefault(version, jar)
+    return [versions[max(versions)] for _, versions in sorted(found.items()) if len(versions) > 1]
 
 
 def java_command(java: str, build_dir: Path, heap: str, home: Path, http_port: int, port_file: Path,

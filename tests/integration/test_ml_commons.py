@@ -1,0 +1,227 @@
+"""The type encoder inside ML Commons, against a real OpenSearch 2.19 node with ML Commons.
+
+The node is the session's ``ml_opensearch_url`` (tests/conftest.py: ``NER_OS_ML_OPENSEARCH_URL``,
+else one started for the session). Two models: a tiny random-initialised Gemma 3 with a random
+head (fast, always), and the real Gemma 3 270M with the shipped head (``model`` marker). For each:
+a request body of plain words (the curl test) returns the documents the local path returns, with
+their mentions marked, and for 50 descriptions the cluster's vector and ``embed_type``'s have
+cosine >= 0.9999 and the same top 10.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ner_os.client import NerOs
+from ner_os.config import Settings
+from ner_os.deploy import deploy_type_model
+from ner_os.loader import load_records
+from ner_os.mentions.embedder import MentionEmbedder
+from ner_os.spans import NoDetector
+from ner_os.store import ml, schema
+from ner_os.store.connection import client_from_settings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "ner_os" / "samples" / "fewnerd-sample.jsonl"
+TINY_DOCS = [
+    ("The Eiffel Tower is in Paris, the capital of France.", ["Eiffel Tower", "Paris", "France"]),
+    ("Tyrannosaurus rex lived in Montana about 66 million years ago.", ["Tyrannosaurus rex", "Montana"]),
+    ("Angela Merkel led the Christian Democratic Union for eighteen years.", ["Angela Merkel", "Christian Democratic Union"]),
+    ("The Nile flows north through Uganda, Sudan and Egypt.", ["Nile", "Uganda", "Sudan", "Egypt"]),
+    ("Apple released the iPhone in 2007; Microsoft answered with Windows Phone.", ["Apple", "iPhone", "Microsoft", "Windows Phone"]),
+    ("Leading spaces, multi-token words like Montanasaurus and punctuation!", ["Montanasaurus"]),
+]
+TINY_WORDS = ["Paris", "France", "Montana", "Nile", "Egypt", "Apple", "iPhone", "Sudan", "Uganda", "Merkel", "rex",
+              "Tower", "capital", "river", "years", "Union", "Phone", "Windows", "million", "Eiffel", "lived", "flows",
+              "north", "words", "spaces"]
+TINY_DESCRIPTIONS = TINY_WORDS + [f"{a} {b}" for a, b in zip(TINY_WORDS, reversed(TINY_WORDS))]  # 50
+REAL_DESCRIPTIONS = [
+    "political party", "musician", "song", "actor", "car", "car manufacturer", "animal", "plant", "disease",
+    "medicine", "river", "lake", "sea", "weapon", "gun", "government agency", "ministry", "novel", "book",
+    "poem", "athlete", "football player", "tennis player", "academic degree", "sports event", "tournament",
+    "hospital", "theater", "election", "country", "city", "mountain", "island", "company", "university",
+    "newspaper", "film", "album", "politician", "writer", "painter", "scientist", "bird", "fish", "ship",
+    "aircraft", "religion", "language", "award", "military unit",
+]
+
+
+def documents(texts_and_surfaces):
+    out = []
+    for number, (text, surfaces) in enumerate(texts_and_surfaces):
+        mentions, at = [], 0
+        for surface in surfaces:
+            start = text.index(surface, at)
+            at = start + len(surface)
+            mentions.append({"start": start, "end": at})
+        out.append({"id": f"doc-{number}", "text": text, "mentions": mentions})
+    return out
+
+
+def sample_documents():
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+    return [{"id": row["id"], "text": row["text"], "mentions": [{"start": g["start"], "end": g["end"]} for g in row["gold"]]}
+            for row in rows]
+
+
+class Deployed:
+    """An index on the ML Commons node, filled and with the type model deployed for it."""
+
+    def __init__(self, settings: Settings, embedder: MentionEmbedder, records, ml_client):
+        self.settings, self.embedder, self.client = settings, embedder, ml_client
+        NerOs(settings, opensearch=ml_client, embedder=embedder).install_templates(embedder.dim)
+        load_records(records, settings, embedder=embedder, detector=NoDetector(), client=ml_client, progress=False,
+                     rejects=str(Path(settings.cache_dir) / f"{settings.index}.rejects.jsonl"))
+        self.deployed = deploy_type_model(settings, client=ml_client, embedder=embedder)
+
+    def ner(self, embedding: str) -> NerOs:
+        return NerOs(self.settings, opensearch=self.client, embedder=self.embedder, embedding=embedding)
+
+    def curl(self, body: dict) -> dict:
+        """POST the JSON body to <index>/_search as curl would: no client library, no model id."""
+        request = urllib.request.Request(f"{self.settings.opensearch_url}/{self.settings.index}/_search",
+                                         data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response)
+
+    def close(self):
+        self.client.indices.delete(index=self.settings.index, ignore_unavailable=True)
+        schema.remove_templates(self.client, self.settings.index)
+        self.client.transport.perform_request("DELETE", f"/_search/pipeline/{ml.neural_pipeline(self.settings.index)}")
+
+
+@pytest.fixture(scope="module")
+def ml_client(ml_opensearch_url):
+    # the shared cores run other JVMs and model loads: a cluster-state update may take long
+    return client_from_settings(Settings.resolve(opensearch_url=ml_opensearch_url, timeout_s=120), wait_s=60)
+
+
+def _index_name() -> str:
+    return f"nerostest-ml-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def tiny(ml_opensearch_url, ml_client, tmp_path_factory):
+    from test_deploy_graph import tiny_head
+    from test_encoder_tiny import LAYER, tiny_model_dir
+
+    head_dir = tmp_path_factory.mktemp("ml-head") / "head"
+    tiny_head(transforms=True, rms=True, skip=0.5).save(head_dir)
+    settings = Settings.resolve(profile="custom", model=tiny_model_dir("gemma3_text", tmp_path_factory), layer=LAYER,
+                                head=str(head_dir), cache_dir=str(tmp_path_factory.getbasetemp()),
+                                opensearch_url=ml_opensearch_url, index=_index_name())
+    deployed = Deployed(settings, MentionEmbedder.from_settings(settings), documents(TINY_DOCS), ml_client)
+    yield deployed
+    deployed.close()
+
+
+@pytest.fixture(scope="module")
+def real(ml_opensearch_url, ml_client):
+    settings = Settings.resolve(opensearch_url=ml_opensearch_url, index=_index_name())
+    deployed = Deployed(settings, MentionEmbedder.from_settings(settings), sample_documents(), ml_client)
+    yield deployed
+    deployed.close()
+
+
+def neural_body(words: str, k: int = 10) -> dict:
+    """What a user types: the words, no vector, no model id."""
+    return {"_source": ["text"], "size": k,
+            "query": {"nested": {"path": "mentions", "score_mode": "max",
+                                 "query": {"neural": {"mentions.vector": {"query_text": words, "k": k,
+                                                                          "expand_nested_docs": True}}},
+                                 "inner_hits": {"size": 3, "_source": ["mentions.start", "mentions.end",
+                                                                      "mentions.surface"]}}}}
+
+
+def check_curl(deployed: Deployed, words: str, k: int):
+    answer = deployed.curl(neural_body(words, k))
+    hits = answer["hits"]["hits"]
+    local = deployed.ner("local").search_type(words, hybrid=False, size=k, mention_margin=None)
+    assert [hit["_id"] for hit in hits] == local.ids and hits
+    for hit, want in zip(hits, local):
+        marked = [m["_source"] for m in hit["inner_hits"]["mentions"]["hits"]["hits"]]
+        assert marked, hit["_id"]
+        best = marked[0]
+        assert hit["_source"]["text"][best["start"]:best["end"]] == best["surface"]
+        assert (best["start"], best["end"]) == (want.mentions[0].start, want.mentions[0].end)
+        assert abs(hit["_score"] - want.score) < 1e-4
+
+
+def check_parity(deployed: Deployed, descriptions):
+    assert len(descriptions) == 50
+    cluster = np.asarray(ml.predict(deployed.client, deployed.deployed.model_id, descriptions), dtype=np.float32)
+    local_ner, cluster_ner = deployed.ner("local"), deployed.ner("cluster")
+    local = np.stack([local_ner.type_vector(text) for text in descriptions])
+    cosines = np.sum(cluster * local, axis=1) / np.linalg.norm(cluster, axis=1) / np.linalg.norm(local, axis=1)
+    assert cosines.min() >= 0.9999, descriptions[int(np.argmin(cosines))]
+    for text in descriptions:
+        assert cluster_ner.search_type(text, hybrid=False).ids == local_ner.search_type(text, hybrid=False).ids, text
+
+
+def test_curl_with_plain_words_returns_the_documents_with_marked_mentions(tiny):
+    for words in ("Paris", "river in Africa", "iPhone"):
+        check_curl(tiny, words, k=3)
+
+
+def test_cluster_and_local_vectors_agree_on_50_descriptions(tiny):
+    check_parity(tiny, TINY_DESCRIPTIONS)
+
+
+def test_deploy_is_idempotent_and_recorded_on_the_index(tiny):
+    again = deploy_type_model(tiny.settings, client=tiny.client, embedder=tiny.embedder)
+    assert (again.model_id, again.reused, again.redeployed) == (tiny.deployed.model_id, True, False)
+    record = ml.index_model(tiny.client, tiny.settings.index)
+    assert record["model_id"] == again.model_id and record["content_hash"] == again.content_hash
+    assert schema.index_vectors(tiny.client, tiny.settings.index) == tiny.embedder.identity()  # _meta kept
+    settings = schema.index_settings(tiny.client, tiny.settings.index)
+    assert settings["index.search.default_pipeline"] == ml.neural_pipeline(tiny.settings.index)
+    assert NerOs(tiny.settings, opensearch=tiny.client).cluster_model() == again.model_id  # auto -> cluster
+
+
+def test_hybrid_with_words_on_the_server_keeps_the_mentions(tiny):
+    ner = tiny.ner("cluster")
+    results = ner.search_type("Paris", size=3, hybrid=True)
+    assert results.mode == "hybrid-server" and results.hits
+    assert all(hit.mentions for hit in results)
+    assert results.hits[0].id == "doc-0" and results.hits[0].mentions[0].surface == "Paris"
+
+
+def test_cli_search_on_the_cluster_loads_no_model(tiny):
+    code = (
+        "import json, sys\n"
+        "from ner_os.cli import main\n"
+        "sys.argv = ['ner-os', 'search', 'Paris', '--no-hybrid', '--json', '--embedding', 'cluster']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+        "heavy = {'torch', 'transformers', 'onnxruntime', 'onnx', 'tokenizers', 'optimum', 'spacy'}\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & heavy)))\n"
+    )
+    env = {**__import__("os").environ, **{f"NER_OS_{key.upper()}": str(value) for key, value in (
+        ("opensearch_url", tiny.settings.opensearch_url), ("index", tiny.settings.index), ("profile", "custom"),
+        ("model", tiny.settings.model), ("layer", tiny.settings.layer), ("head", tiny.settings.head),
+        ("cache_dir", tiny.settings.cache_dir))}}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == []
+    assert json.loads(lines[0])["id"] == tiny.ner("local").search_type("Paris", hybrid=False).ids[0]
+
+
+@pytest.mark.model
+def test_real_model_curl_with_plain_words(real):
+    for words in ("river", "political party", "car"):
+        check_curl(real, words, k=10)
+
+
+@pytest.mark.model
+def test_real_model_parity_on_50_descriptions(real):
+    check_parity(real, REAL_DESCRIPTIONS)
