@@ -129,6 +129,15 @@ class Encoder:
         options.update(overrides)
         return cls.load(settings.profile, **options)
 
+    def start(self) -> None:
+        """Begin loading what loads lazily (the ONNX session, the whole vocabulary) in background threads;
+        returns at once. For a caller about to encode many texts (the loader), to overlap the loading
+        with other work; a short query needs neither the whole vocabulary nor this call."""
+        for part in (self.runner, self.tokenizer):
+            start = getattr(part, "start", None)
+            if start is not None:
+                start()
+
     # encoding --------------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> list[EncodedText]:
@@ -155,6 +164,9 @@ class Encoder:
         if isinstance(texts, str):
             raise TypeError("encode takes a list of texts, not one string")
         self.runner.check_layers(layers)
+        start = getattr(self.runner, "start", None)  # a lazy runner loads beside the tokenising
+        if start is not None:
+            start()
         tokenized = [self.tokenize(text) for text in texts]
         results = [
             LayeredText({layer: np.zeros((len(ids), self.d_v), np.float32) for layer in layers}, offsets)

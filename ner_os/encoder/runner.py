@@ -4,6 +4,8 @@ A runner takes padded token ids and returns value vectors of the layers asked fo
 backend implements it: :mod:`ner_os.encoder.onnx_runner` (ONNX Runtime over an export) and
 :mod:`ner_os.encoder.torch_runner` (the truncated module, or the full model with hooks). Each also
 builds a :class:`Backend`: the runner with the tokenizer, value width and window that go with it.
+A runner may also have ``start()``: begin loading in the background (the encoder calls it before
+tokenising a call's texts, so that the model and the vocabulary load at the same time).
 """
 
 from __future__ import annotations

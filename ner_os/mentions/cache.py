@@ -12,6 +12,9 @@ a truncated file behind. Two uses:
 - per-mention vectors of a dataset (training): one entry per list of texts and spans, one array
   per layer (``L<layer>``), so that a request for a new layer adds a file and one for cached layers
   reads only (:func:`ner_os.training.vectors.mention_vectors`);
+- type vectors (the query path): one entry per type description, as the embedder reads it
+  (:func:`ner_os.mentions.positions.description_text`), under the embedder's identity and numerics
+  (:class:`TypeVectorCache`), so a description searched before costs no model load at all;
 - token vectors of texts (the eval, ``bench/head.py``): one entry per slice of texts, written as
   soon as the slice is encoded (:meth:`VectorCache.write_encoded`, used by
   :meth:`ner_os.mentions.proxy.EncoderProxy.encode_all`), so an interrupted encode resumes with the
@@ -32,11 +35,14 @@ import numpy as np
 from ner_os.digest import digest
 from ner_os.encoder import EncodedText
 from ner_os.head import encoder_identity
+from ner_os.mentions.embedder import vectors_identity
+from ner_os.mentions.positions import description_text
 
 log = logging.getLogger(__name__)
 
 MENTION_VECTORS = "mention-vectors"  # kind: per-mention vectors of a dataset, one array per layer
 TOKEN_VECTORS = "token-vectors"  # kind: token vectors of slices of texts
+TYPE_VECTORS = "type-vectors"  # kind: the vector of one type description (the query path)
 IDENTITY_FILE = "identity.json"
 META_FILE = "meta.json"
 _ENCODED = ("vectors", "offsets", "lengths")
@@ -134,3 +140,61 @@ def token_vectors_identity(encoder, settings) -> dict[str, Any]:
 def token_vector_cache(settings, encoder) -> VectorCache:
     """The token vectors ``encoder`` makes, kept under the settings' cache dir (``ner-os eval --vector-cache``)."""
     return VectorCache(settings.cache_dir, TOKEN_VECTORS, token_vectors_identity(encoder, settings))
+
+
+class TypeVectorCache:
+    """Type-description vectors on disk: ``<root>/type-vectors/<identity>/<description>/vector.npy``.
+
+    ``identity`` is the embedder's (:meth:`ner_os.mentions.embedder.MentionEmbedder.identity`: profile,
+    model, layer, d_v, head digest, dim) plus the numerics (backend, dtype); the content is the text
+    the embedder reads for the description. A file that cannot be read, or holds another shape or a
+    non-finite value, is ignored (and overwritten by the next :meth:`put`).
+    """
+
+    def __init__(self, root: str | Path, identity: Mapping[str, Any]):
+        self.cache = VectorCache(root, TYPE_VECTORS, identity)
+        self.dim = int(identity["dim"]) if identity.get("dim") is not None else None
+
+    def entry(self, description: str) -> Path:
+        return self.cache.entry(description_text(description)[0])
+
+    def get(self, description: str) -> np.ndarray | None:
+        entry = self.entry(description)
+        try:
+            stored = self.cache.read(entry, ["vector"])
+        except (OSError, ValueError, EOFError) as error:  # a truncated or foreign file
+            log.warning("ignoring the cached type vector in %s: %s", entry, error)
+            return None
+        if stored is None:
+            return None
+        vector = stored["vector"]
+        if vector.dtype != np.float32 or vector.ndim != 1 or (self.dim is not None and len(vector) != self.dim) \
+                or not np.isfinite(vector).all():
+            log.warning("ignoring the cached type vector in %s: %s %s", entry, vector.dtype, vector.shape)
+            return None
+        return vector
+
+    def put(self, description: str, vector: np.ndarray) -> None:
+        try:
+            self.cache.write(self.entry(description), {"vector": np.asarray(vector, dtype=np.float32)})
+        except OSError as error:  # a full or read-only cache dir: the query still answers
+            log.warning("cannot cache the type vector of %r: %s", description, error)
+
+
+def type_vector_cache(settings, embedder) -> TypeVectorCache | None:
+    """The type-vector cache of ``embedder`` under the settings' cache dir; None for an embedder
+    without an identity (a stand-in)."""
+    identity = vectors_identity(embedder)
+    if identity is None:
+        return None
+    return TypeVectorCache(settings.cache_dir, {**identity, "backend": settings.backend, "dtype": settings.dtype})
+
+
+def cached_type_vector(embedder, description: str, cache: TypeVectorCache | None) -> np.ndarray:
+    """``embedder.embed_type(description)``, read from ``cache`` when it holds it, else computed and stored."""
+    vector = cache.get(description) if cache is not None else None
+    if vector is None:
+        vector = np.asarray(embedder.embed_type(description), dtype=np.float32)
+        if cache is not None:
+            cache.put(description, vector)
+    return vector
