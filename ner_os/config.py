@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
@@ -39,6 +40,7 @@ class Settings:
     device: str = "cpu"  # cpu | cuda
     dtype: str = "fp32"  # fp32 | fp16 | int8
     batch_tokens: int = 2048
+    spans: str | None = None  # union | encoder | spacy | given; None: union where it fits the encoder, else spacy
     # cluster
     opensearch_url: str | None = None  # None: a local node is started for the user
     index: str = "ner-os"
@@ -102,6 +104,33 @@ def redacted_url(url: str) -> str:
     host = f"[{host}]" if ":" in host else host
     netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+SECRET_FLAGS = ("--password",)  # a flag whose value is a secret, whatever command takes it
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@")
+
+
+def redacted_text(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it masked."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def redacted_command(argv: Sequence[str]) -> str:
+    """A command line as it may be shown or recorded: URL credentials and ``--password`` values masked."""
+    shown: list[str] = []
+    secret_next = False
+    for arg in argv:
+        if secret_next:
+            shown.append("***")
+            secret_next = False
+            continue
+        flag, equals, _ = arg.partition("=")
+        if flag in SECRET_FLAGS:
+            shown.append(f"{flag}=***" if equals else arg)
+            secret_next = not equals
+            continue
+        shown.append(redacted_text(arg))
+    return " ".join(shown)
 
 
 def _parse(spec: dataclasses.Field, raw: str) -> Any:

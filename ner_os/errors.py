@@ -11,3 +11,12 @@ class ConfigError(NerOsError):
 
 class ClusterError(NerOsError):
     """OpenSearch is unreachable, refuses the request, or lacks what ner-os needs."""
+
+
+class BrokenInputError(NerOsError):
+    """The input breaks off (a truncated or corrupt gzip): the lines before the break were loaded,
+    and ``summary`` (a :class:`ner_os.loader.summary.LoadSummary`) says what they gave."""
+
+    def __init__(self, message: str, summary=None):
+        super().__init__(message)
+        self.summary = summary

@@ -48,18 +48,19 @@ class FormatError(NerOsError):
     pass
 
 
-_TAG = re.compile(r"^(O|[BIES][-_]\S+)$")
+_TAG = re.compile(r"^(O|[BIESLU][-_]\S+)$")
 
 
 def read_bio(path: str | Path, tag_column: int = -1) -> Iterator[Sentence]:
-    """Yield the sentences of a BIO/CoNLL file with gold mentions as character spans."""
+    """Yield the sentences of a BIO/CoNLL file with gold mentions as character spans. A line that is
+    not UTF-8 text, or a tag that is no BIO tag, is a ``FormatError`` naming the file and the line."""
     path = Path(path)
     tokens: list[str] = []
     tags: list[str] = []
     first_line = 0
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
+            line = _decoded(raw, path, number).rstrip("\n").rstrip("\r")
             if not line.strip():
                 if tokens:
                     yield _sentence(tokens, tags, first_line)
@@ -73,9 +74,38 @@ def read_bio(path: str | Path, tag_column: int = -1) -> Iterator[Sentence]:
             if not tokens:
                 first_line = number
             tokens.append(columns[0])
-            tags.append(columns[tag_column].strip())
+            tags.append(_checked_tag(columns[tag_column].strip(), path, number))
     if tokens:
         yield _sentence(tokens, tags, first_line)
+
+
+def _decoded(raw: bytes, path: Path, number: int) -> str:
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise FormatError(f"{path}:{number}: binary data (a NUL byte at column {nul + 1}), not a "
+                          "token-per-line text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FormatError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
+                          f"{error.start + 1}); convert the file, e.g. iconv -f latin1 -t utf-8") from None
+
+
+# a one-letter prefix and a separator, then the label: the prefixes of IOB1/IOB2, IOBES and BILOU
+_PREFIXED = re.compile(r"^(?P<prefix>[A-Za-z])[-_](?P<label>.*)$")
+_PREFIXES = frozenset("BIESLU")
+
+
+def _checked_tag(tag: str, path: Path, number: int) -> str:
+    """The tag, when it is ``O``, a prefix (B, I, E, S, L, U), ``-`` or ``_`` and a label, or a bare
+    label (IO tagging, as in Few-NERD's ``person-actor``); otherwise a ``FormatError``."""
+    prefixed = _PREFIXED.match(tag)
+    if prefixed and (prefixed["prefix"] not in _PREFIXES or not prefixed["label"].strip()):
+        raise FormatError(f"{path}:{number}: malformed tag {tag!r}: expected O, or B-, I-, E-, S-, L- or U- and a "
+                          "label (e.g. B-LOC), or a bare label")
+    return tag
 
 
 def _is_hash_token(line: str) -> bool:
@@ -119,8 +149,8 @@ def _split_tag(tag: str) -> tuple[str, str]:
     """'B-person_actor' -> ('B', 'person_actor'); 'O' -> ('', 'O'); a bare label -> ('', label)."""
     if tag == "O" or not tag:
         return "", "O"
-    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIES":
-        prefix = {"E": "I", "S": "B"}.get(tag[0], tag[0])
+    if len(tag) > 2 and tag[1] in "-_" and tag[0] in _PREFIXES:
+        prefix = {"E": "I", "L": "I", "S": "B", "U": "B"}.get(tag[0], tag[0])
         return prefix, tag[2:]
     return "", tag  # IO tagging, as in Few-NERD's own files
 

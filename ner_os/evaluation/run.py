@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ner_os.config import Settings
+from ner_os.config import Settings, redacted_text
 from ner_os.evaluation.corpus import count_sentences, eval_types, read_corpus
-from ner_os.evaluation.plan import DEFAULT_SYSTEMS, SPAN_SOURCES, SYSTEMS, parse_choices, plan_runs
+from ner_os.evaluation.plan import DEFAULT_SYSTEMS, SPAN_SOURCES, SYSTEMS, parse_choices, plan_runs, span_plan
 from ner_os.evaluation.readers import read_type_names
 from ner_os.evaluation.report import write_report
 from ner_os.evaluation.results import EvalResult
@@ -55,8 +55,11 @@ def evaluate(
     """
     started = time.perf_counter()
     settings = settings if settings is not None else Settings.resolve(**flags)
+    command = recordable_command(command, settings)
     systems = parse_choices(systems, SYSTEMS, "system")
-    span_sources = parse_choices(span_sources, SPAN_SOURCES, "span source")
+    span_sources, detector_name = span_plan(span_sources)
+    if detector_name is not None:
+        settings = settings.replace(spans=detector_name)
     clock = StageClock()
     with clock.timed("read corpus"):
         names = read_type_names(type_names)
@@ -64,7 +67,8 @@ def evaluate(
         types = eval_types(documents, names)
         in_file = len(documents) if limit is None else count_sentences(data, data_format)
     say(f"{len(documents):,} documents, {len(types)} types, systems {', '.join(systems)}; "
-        f"mention systems with {' and '.join(span_sources)} spans")
+        f"mention systems with {' and '.join(span_sources)} spans"
+        + (f" (detector: {settings.spans})" if "detected" in span_sources else ""))
     session = EvalSession(settings, documents, types, clock, progress=progress, say=say, vector_cache=vector_cache)
     try:
         runs = session.run_all(plan_runs(systems, span_sources))
@@ -80,3 +84,11 @@ def evaluate(
         write_report(result, out)
     return result
 
+
+
+def recordable_command(command: str | None, settings: Settings) -> str | None:
+    """The command line as the report records it: no URL credential, and never the password itself."""
+    if command is None:
+        return None
+    command = redacted_text(command)
+    return command.replace(settings.password, "***") if settings.password else command

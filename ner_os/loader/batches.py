@@ -17,11 +17,15 @@ WINDOW_MAX_DOCS = 4096
 
 @dataclass
 class Batch:
-    """Documents encoded together; ``spans`` and ``vectors`` are filled by the later stages."""
+    """Documents encoded together; ``spans`` and ``vectors`` are filled by the later stages.
+
+    ``pending``: positions of the documents whose spans are read from their own encoding (an
+    encoder-reading detector); their ``spans`` hold what the detector's text part found so far."""
 
     documents: list[Document]
     spans: list[tuple[tuple[int, int], ...]] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
 
 
 class Reader:
@@ -41,6 +45,8 @@ class Reader:
         for line, sha in self.stream.lines(self.ledger.mark, self.max_line_bytes):
             if not in_shard(line.number, self.shard) or is_blank(line):
                 self.ledger.open(line, sha, settled=True)
+                continue
+            if self.ledger.open_if_acknowledged(line, sha):  # written by the run this one resumes
                 continue
             parsed = parse_line(line, self.max_line_bytes, self.nested_limit)
             if isinstance(parsed, Rejected):

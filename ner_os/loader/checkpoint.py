@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,6 +81,13 @@ class Checkpoint:
         payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "identity": self.identity,
                    "mark": asdict(mark), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-        os.replace(temporary, self.path)  # a kill mid-write leaves the previous checkpoint whole
+        # a temporary file of this save's own (two loaders of one input share the checkpoint), then an
+        # atomic replace: a kill mid-write leaves the previous checkpoint whole, a reader never sees half
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(json.dumps(payload, indent=1) + "\n")
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

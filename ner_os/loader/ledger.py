@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -12,9 +13,17 @@ from typing import Any
 from ner_os.loader.records import Line, Rejected
 
 
+Ahead = tuple[tuple[int, str, int, int], ...]  # (line, digest of its bytes, documents, mentions)
+
+
 @dataclass(frozen=True)
 class Mark:
-    """A point in the input: every line up to ``line`` is settled; the totals are what those lines gave."""
+    """A point in the input: every line up to ``line`` is settled; the totals are what those lines gave.
+
+    ``ahead``: the lines after it that OpenSearch already acknowledged (or that a later line with the
+    same id replaced), each with a digest of its bytes: the batches of a window are written shortest
+    first, so the settled prefix can trail far behind what is written, and a resumed run skips these
+    lines instead of encoding them again (a line whose bytes changed is loaded again)."""
 
     line: int
     offset: int
@@ -22,10 +31,18 @@ class Mark:
     documents: int = 0
     mentions: int = 0
     rejected: int = 0
+    ahead: Ahead = ()
+
+    def __post_init__(self):  # read back from JSON, the entries are lists
+        object.__setattr__(self, "ahead", tuple((int(n), str(d), int(docs), int(m)) for n, d, docs, m in self.ahead))
 
     @classmethod
     def origin(cls) -> "Mark":
         return cls(0, 0, hashlib.sha256().hexdigest())
+
+
+def line_digest(line: Line) -> str:
+    return hashlib.blake2b(line.raw, digest_size=8).hexdigest()
 
 
 @dataclass
@@ -36,21 +53,35 @@ class _Pending:
     documents: int = 0
     mentions: int = 0
     rejected: int = 0
+    digest: str | None = None  # set for a line that needs work (encoding, writing): it may go ``ahead``
 
 
 class LineLedger:
     """Lines in flight, in input order. A line is settled when OpenSearch acknowledged it, when it is in
     the reject file, or when it needs nothing (blank, another shard's); the mark moves over the longest
-    settled prefix."""
+    settled prefix, and :meth:`checkpoint_mark` adds the acknowledged lines beyond it."""
 
     def __init__(self, mark: Mark):
         self.mark = mark
         self._pending: dict[int, _Pending] = {}  # insertion order is input order
+        self._earlier = {number: (digest, documents, mentions) for number, digest, documents, mentions in mark.ahead}
         self._lock = threading.Lock()
 
     def open(self, line: Line, sha, settled: bool = False, rejected: int = 0) -> None:
         with self._lock:
-            self._pending[line.number] = _Pending(line.end_offset, sha, settled, rejected=rejected)
+            digest = None if settled else line_digest(line)
+            self._pending[line.number] = _Pending(line.end_offset, sha, settled, rejected=rejected, digest=digest)
+
+    def open_if_acknowledged(self, line: Line, sha) -> bool:
+        """Open ``line`` settled, with what it gave, when the run this one resumes had it acknowledged
+        (the same bytes at the same line); False when it is to be loaded."""
+        with self._lock:
+            earlier = self._earlier.pop(line.number, None)
+            if earlier is None or earlier[0] != line_digest(line):
+                return False
+            digest, documents, mentions = earlier
+            self._pending[line.number] = _Pending(line.end_offset, sha, True, documents, mentions, digest=digest)
+            return True
 
     def settle(self, line_number: int, documents: int = 0, mentions: int = 0, rejected: int = 0) -> None:
         with self._lock:
@@ -77,6 +108,15 @@ class LineLedger:
             number, entry = last
             self.mark = Mark(number, entry.offset, entry.sha.hexdigest(), documents, mentions, rejected)
             return True
+
+    def checkpoint_mark(self) -> Mark:
+        """The mark with the lines beyond it that are acknowledged: by this run, or by the run it resumes
+        and not reached yet (rejected lines are left out: they are checked again, which costs little)."""
+        with self._lock:
+            ahead = [(number, entry.digest, entry.documents, entry.mentions) for number, entry in self._pending.items()
+                     if entry.settled and not entry.rejected and entry.digest is not None]
+            ahead += [(number, *earlier) for number, earlier in self._earlier.items() if number > self.mark.line]
+            return dataclasses.replace(self.mark, ahead=tuple(sorted(ahead)))
 
     def unsettled(self) -> int:
         with self._lock:

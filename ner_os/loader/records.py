@@ -14,17 +14,18 @@ with its line number and reason.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
+import io
 import json
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from ner_os.errors import NerOsError
+from ner_os.errors import ConfigError, NerOsError
 from ner_os.spans import SpanError, validate_spans
 
 STDIN = "-"
@@ -36,6 +37,7 @@ EXCERPT_CHARS = 200
 RESERVED_FIELDS = ("text", "id", "mentions")
 GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1 << 16
+_GZIP_CHUNK = 1 << 10  # compressed bytes inflated at a time: a corrupt gzip loses at most this much before it
 # a \uD800-\uDFFF escape in the raw line is the only way a decoded string can hold a lone surrogate
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -83,26 +85,96 @@ class Rejected:
 
 @contextlib.contextmanager
 def open_input(source: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary stream over the input's (decompressed) bytes: a path or ``-`` for stdin."""
+    """A binary stream over the input's (decompressed) bytes: a path or ``-`` for stdin. A gzip stream
+    that breaks off ends at the break instead of raising: :func:`input_break` then says where."""
     if str(source) == STDIN:
         raw = sys.stdin.buffer
         yield _maybe_gunzip(raw)
         return
-    path = Path(source)
-    if not path.is_file():
-        raise NerOsError(f"{path}: no such file")
-    with path.open("rb") as handle:
+    check_input(source)
+    with Path(source).open("rb") as handle:
         yield _maybe_gunzip(handle)
+
+
+def check_input(source: str | os.PathLike) -> None:
+    """Refuse, with a one-line ``ConfigError``, an input path that cannot be read: missing, a
+    directory, or without read permission (a pipe or a device is fine; ``-`` is stdin)."""
+    if str(source) == STDIN:
+        return
+    path = Path(source)
+    try:
+        if path.is_dir():
+            inside = sorted(path.glob("*.jsonl*"))[:1]
+            hint = f" (a file inside it, e.g. {inside[0]}?)" if inside else ""
+            raise ConfigError(f"{path}: is a directory, not a JSONL file{hint}")
+        if not path.exists():
+            raise ConfigError(f"{path}: no such file")
+    except OSError as error:  # a path component without search permission
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{path}: cannot be read (permission denied)")
 
 
 def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
     if not hasattr(stream, "peek"):
-        import io
-
         stream = io.BufferedReader(stream)
     if stream.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=stream, mode="rb")
+        return io.BufferedReader(Gunzip(stream), buffer_size=_READ_CHUNK)
     return stream
+
+
+class Gunzip(io.RawIOBase):
+    """The decompressed bytes of a gzip stream (members one after another, zero padding allowed). Where
+    the stream breaks off (truncated) or stops being gzip (corrupt), it ends instead of raising, so that
+    the lines before the break are read; ``broken`` then says why and at which compressed byte."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.consumed = 0  # compressed bytes read from ``raw``
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.pending = b""
+        self.broken: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending and self.broken is None and self._inflate():
+            pass
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+    def _inflate(self) -> bool:
+        """Decompress the next piece into ``pending``; False at the end of the input (clean or broken)."""
+        if self.inflater.eof:  # a member ended: another one, zero padding, or the end
+            data = self.inflater.unused_data.lstrip(b"\0") or self._next_compressed().lstrip(b"\0")
+            if not data:
+                return False
+            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        else:
+            data = self.inflater.unconsumed_tail or self._next_compressed()
+            if not data:
+                self.broken = (f"truncated gzip: the compressed data ends at byte {self.consumed:,}, before the "
+                               "end of its stream")
+                return False
+        try:
+            self.pending = self.inflater.decompress(data, _READ_CHUNK)
+        except zlib.error as error:
+            self.broken = f"corrupt gzip data before byte {self.consumed:,} ({error})"
+            return False
+        return True
+
+    def _next_compressed(self) -> bytes:
+        chunk = self.raw.read(_GZIP_CHUNK)
+        self.consumed += len(chunk)
+        return chunk
+
+
+def input_break(stream) -> str | None:
+    """Why a stream from :func:`open_input` ended early (a truncated or corrupt gzip), or None."""
+    return getattr(getattr(stream, "raw", None), "broken", None)
 
 
 def input_size(source: str | os.PathLike) -> int | None:
@@ -137,6 +209,8 @@ def read_lines(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES, after_lin
         if len(chunk) > max_line_bytes and not chunk.endswith(b"\n"):
             prefix = chunk[: EXCERPT_CHARS * 4]
             offset += _skip_to_line_end(stream)
+            if getattr(stream, "broken", None):  # the input breaks off inside this line: not settled
+                return
             yield Line(number, prefix, offset, oversize=True)
             continue
         yield Line(number, chunk.rstrip(b"\r\n") if chunk.endswith(b"\n") else chunk.rstrip(b"\r"), offset)

@@ -24,7 +24,9 @@ from ner_os.loader.records import (
     EXCERPT_CHARS,
     STDIN,
     Line,
+    check_input,
     default_rejects_path,
+    input_break,
     input_size,
     open_input,
     read_lines,
@@ -43,8 +45,15 @@ class HashingReader:
         self.sha = hashlib.sha256()
         self.offset = 0
 
+    @property
+    def broken(self) -> str | None:
+        """Why the input ended early (a truncated or corrupt gzip), or None."""
+        return input_break(self.stream)
+
     def readline(self, limit: int = -1) -> bytes:
         chunk = self.stream.readline(limit)
+        if chunk and not chunk.endswith(b"\n") and self.broken:
+            return b""  # the line the break cuts off: neither read nor hashed, so a resume reads it whole
         self.sha.update(chunk)
         self.offset += len(chunk)
         return chunk
@@ -79,6 +88,10 @@ class FileSource:
     def size(self) -> int | None:
         return input_size(self.path)
 
+    def check(self) -> None:
+        """Refuse an input that cannot be read, before anything costly (a model, an index) is made."""
+        check_input(self.path)
+
     def default_rejects(self, shard: tuple[int, int]) -> Path:
         return default_rejects_path(self.path, shard)
 
@@ -103,6 +116,9 @@ class RecordSource:
         self.records = records
         self.name = name
         self.rereadable = not isinstance(records, IteratorType)
+
+    def check(self) -> None:
+        pass
 
     def size(self) -> int | None:
         return None  # the progress bar counts the records' bytes as JSON, whose total is unknown ahead

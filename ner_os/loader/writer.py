@@ -83,9 +83,10 @@ class BulkWriter:
         return self.target.write(actions)
 
     def _advance(self) -> None:
-        if not self.ledger.advance():
-            return
+        """Move the mark; save it with the lines acknowledged beyond it (after every write: the shortest
+        batches of a window are written first, so the mark alone can trail far behind)."""
+        self.ledger.advance()
         mark = self.ledger.mark
         if self.checkpoint is not None:
-            self.checkpoint.save(mark)
+            self.checkpoint.save(self.ledger.checkpoint_mark())
         self.bar.update(mark, self.documents, self.mentions)

@@ -104,6 +104,10 @@ def write_documents(client: OpenSearch, index: str, actions: Iterable[dict]) -> 
                 raise ClusterError(f"index {index!r} refuses writes ({failure.status} {failure.reason}); "
                                    "free disk space or lift the block (index.blocks.*), then run the load "
                                    "again to resume")
+            if is_access_refusal(failure):  # the user, not the document: rejecting them all would skip them
+                raise ClusterError(f"OpenSearch refused writes to {index!r} ({failure.status} {failure.reason}); "
+                                   "the user's role must grant them (see docs/secured-cluster.md), then run "
+                                   "the load again to resume")
             if is_retryable(failure.status):
                 retry.append(by_id[failure.doc_id])
             else:
@@ -119,6 +123,11 @@ def write_documents(client: OpenSearch, index: str, actions: Iterable[dict]) -> 
 def is_index_block(reason: str) -> bool:
     """A write refused because of an index or cluster block (read-only, the disk flood-stage watermark)."""
     return "cluster_block_exception" in reason
+
+
+def is_access_refusal(failure: BulkFailure) -> bool:
+    """A write refused for want of authentication or permission (the security plugin's 401 / 403)."""
+    return failure.status == 401 or (failure.status == 403 and "security_exception" in failure.reason)
 
 
 def is_retryable(status) -> bool:

@@ -279,3 +279,52 @@ def test_members_get_their_own_homes_and_keep_their_transport_ports(tmp_path):
     ports = [member.transport_port for _, member in plan]
     assert len(set(ports)) == 3
     assert [member.transport_port for _, member in node_config.plan_members(tmp_path, 3)] == ports
+
+
+def test_opensearch_start_passes_secure_nodes_and_ml_commons_and_prints_paths_never_a_password(tmp_path, monkeypatch):
+    credentials_file = tmp_path / "credentials.json"
+    passwords = node_security.ensure_credentials(credentials_file)
+    asked = {}
+
+    def fake_start(settings, http_port=0, **options):
+        asked.update(options, http_port=http_port)
+        return local_node.NodeRecord(kind="launcher", url="https://127.0.0.1:9", pid=1, features=["security"],
+                                     ca=str(tmp_path / "ca.pem"), credentials=str(credentials_file),
+                                     members=[{"name": f"ner-os-{i}"} for i in (1, 2, 3)])
+
+    monkeypatch.setattr(local_node, "start", fake_start)
+    result = CliRunner().invoke(cli, ["opensearch", "start", "--secure", "--nodes", "3", "--ml-commons"])
+    assert result.exit_code == 0, result.output
+    assert asked == {"secure": True, "nodes": 3, "ml_commons": True, "http_port": 0}
+    assert "https://127.0.0.1:9" in result.output and "3 nodes" in result.output
+    assert str(tmp_path / "ca.pem") in result.output and str(credentials_file) in result.output
+    assert not any(password in result.output for password in passwords.values())
+
+
+def test_a_client_certificate_names_its_user_and_is_signed_by_the_node_ca(tmp_path):
+    from cryptography import x509
+
+    from ner_os.store.node.certificates import client_certificate, make_certificates
+
+    made = make_certificates(tmp_path)
+    cert_path, key_path = client_certificate(tmp_path, "ner_os_loader")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    ca = x509.load_pem_x509_certificate(made.ca.read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=ner_os_loader" and cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    assert client_certificate(tmp_path, "ner_os_loader") == (cert_path, key_path)
+    assert cert_path.read_bytes() == client_certificate(tmp_path, "ner_os_loader")[0].read_bytes()  # made once
+
+
+def test_the_newest_of_a_library_bundled_twice_comes_first_on_the_classpath(tmp_path):
+    # ML Commons bundles commons-lang3 3.10; neural-search's RRF processor needs 3.14's Range.of
+    for plugin, jar in (("opensearch-ml-plugin", "commons-lang3-3.10.jar"), ("neural-search", "commons-lang3-3.14.0.jar"),
+                        ("neural-search", "javassist-3.29.2-GA.jar"), ("opensearch-ml-plugin", "javassist-3.28.0-GA.jar"),
+                        ("opensearch-ml-plugin", "gson-2.11.0.jar"), ("neural-search", "gson-2.11.0.jar")):
+        (tmp_path / "plugins" / plugin).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "plugins" / plugin / jar).write_bytes(b"")
+    entries = node_build.launcher_classpath(tmp_path).split(os.pathsep)
+    assert entries[2:4] == [str(tmp_path / "plugins" / "neural-search" / "commons-lang3-3.14.0.jar"),
+                            str(tmp_path / "plugins" / "neural-search" / "javassist-3.29.2-GA.jar")]
+    assert [Path(entry).parent.name for entry in entries[4:]] == ["opensearch-ml-plugin", "neural-search"]

@@ -60,22 +60,36 @@ def make_certificates(directory: Path) -> Certificates:
     _write_key(paths.ca_key, ca_key)
     _write(paths.ca, ca.public_bytes(serialization.Encoding.PEM))
     node_sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-    for cert_path, key_path, common_name, usages, sans in (
-        (paths.node_cert, paths.node_key, "node",
-         [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], node_sans),
-        (paths.admin_cert, paths.admin_key, "admin", [ExtendedKeyUsageOID.CLIENT_AUTH], None),
-    ):
-        key = _new_key()
-        builder = (_builder(_name(common_name), ca.subject, key.public_key())
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                                  critical=False))
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        _write_key(key_path, key)
-        _write(cert_path, builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    _issue(ca, ca_key, paths.node_cert, paths.node_key, "node",
+           [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], node_sans)
+    _issue(ca, ca_key, paths.admin_cert, paths.admin_key, "admin", [ExtendedKeyUsageOID.CLIENT_AUTH])
     return paths
+
+
+def client_certificate(directory: Path, user: str) -> tuple[Path, Path]:
+    """A client certificate (CN=``user``, the name the node's clientcert auth domain reads) and its key,
+    signed by the CA in ``directory``; made there once as ``client-<user>.pem`` / ``client-<user>-key.pem``."""
+    cert_path, key_path = directory / f"client-{user}.pem", directory / f"client-{user}-key.pem"
+    if not (cert_path.is_file() and key_path.is_file()):
+        paths = certificate_paths(directory)
+        ca = x509.load_pem_x509_certificate(paths.ca.read_bytes())
+        ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+        _issue(ca, ca_key, cert_path, key_path, user, [ExtendedKeyUsageOID.CLIENT_AUTH])
+    return cert_path, key_path
+
+
+def _issue(ca: x509.Certificate, ca_key, cert_path: Path, key_path: Path, common_name: str, usages: list,
+           sans: list | None = None) -> None:
+    key = _new_key()
+    builder = (_builder(_name(common_name), ca.subject, key.public_key())
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                              critical=False))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    _write_key(key_path, key)
+    _write(cert_path, builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
 
 def _name(common_name: str) -> x509.Name:
