@@ -134,13 +134,19 @@ def install_templates(client: OpenSearch, settings: Settings, dim: int, **params
     return TemplateNames(index_template=index, component_templates=components, search_pipelines=pipelines)
 
 
-def remove_templates(client: OpenSearch, index: str) -> None:
-    """Delete the index template, component templates and search pipelines named after ``index``."""
-    ignore_missing(client.indices.delete_index_template, name=index)
-    for suffix in COMPONENT_SUFFIXES:
-        ignore_missing(client.cluster.delete_component_template, name=f"{index}-{suffix}")
-    for kind in PIPELINE_KINDS:
-        ignore_missing(client.transport.perform_request, "DELETE", f"/_search/pipeline/{pipeline_name(index, kind)}")
+def remove_templates(client: OpenSearch, index: str, extra_pipelines: tuple[str, ...] = ()) -> list[str]:
+    """Delete the index template, component templates and search pipelines named after ``index`` (and
+    the ``extra_pipelines``); what there was to delete, as "index template NAME" and so on."""
+    removed = []
+    if ignore_missing(client.indices.delete_index_template, name=index):
+        removed.append(f"index template {index}")
+    for name in (f"{index}-{suffix}" for suffix in COMPONENT_SUFFIXES):
+        if ignore_missing(client.cluster.delete_component_template, name=name):
+            removed.append(f"component template {name}")
+    for name in (*(pipeline_name(index, kind) for kind in PIPELINE_KINDS), *extra_pipelines):
+        if ignore_missing(client.transport.perform_request, "DELETE", f"/_search/pipeline/{name}"):
+            removed.append(f"search pipeline {name}")
+    return removed
 
 
 def create_index(client: OpenSearch, name: str, dim: int, vectors: Mapping[str, Any] | None = None,
@@ -182,6 +188,44 @@ def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
         if "dimension" in vector:
             return int(vector["dimension"])
     return None
+
+
+METADATA_FIELD = "metadata"  # where a loaded line's own fields are stored
+
+
+def index_fields(client: OpenSearch, name: str) -> set[str]:
+    """Every field path the mapping of index ``name`` holds (``text``, ``metadata.lang``, its multi-fields
+    such as ``metadata.lang.raw``); empty when the index is absent."""
+    paths: set[str] = set()
+
+    def walk(properties: Mapping[str, Any], prefix: str) -> None:
+        for field_name, spec in properties.items():
+            path = prefix + field_name
+            if "properties" in spec:
+                walk(spec["properties"], path + ".")
+                continue
+            paths.add(path)
+            paths.update(f"{path}.{sub}" for sub in spec.get("fields", {}))
+
+    for mappings in _mappings(client, name):
+        walk(mappings.get("properties", {}), "")
+    return paths
+
+
+def check_filter_fields(client: OpenSearch, name: str, filters: Mapping[str, Any] | None) -> None:
+    """Refuse a filter on a field index ``name`` does not have: it would match nothing, and the empty
+    result would seem to say that no document mentions the type. Names the field and the ones there are."""
+    known = index_fields(client, name) if filters else set()
+    for field_name in sorted(set(filters or {}) - known) if known else ():
+        metadata = sorted(path for path in known if path.startswith(METADATA_FIELD + "."))
+        if f"{METADATA_FIELD}.{field_name}" in known:
+            hint = f"a line's own fields are stored under {METADATA_FIELD}.*: filter on {METADATA_FIELD}.{field_name}"
+        elif metadata:
+            hint = f"the lines' own fields are under {METADATA_FIELD}.*: {', '.join(metadata[:12])}"
+            hint += ", …" if len(metadata) > 12 else ""
+        else:
+            hint = f"its documents have no field of their own (those are stored under {METADATA_FIELD}.*)"
+        raise ConfigError(f"filter on {field_name!r}: index {name!r} has no field {field_name!r}; {hint}")
 
 
 def index_vectors(client: OpenSearch, name: str) -> dict | None:

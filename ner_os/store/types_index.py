@@ -126,6 +126,15 @@ def delete_type_record(client, index: str, name: str) -> None:
     client.delete(index=TYPES_INDEX, id=record_id(index, name), refresh="wait_for")
 
 
+def delete_type_records(client, index: str) -> int:
+    """Delete the records of every type registered for ``index``; how many there were."""
+    if not client.indices.exists(index=TYPES_INDEX):
+        return 0
+    response = client.delete_by_query(index=TYPES_INDEX, body={"query": {"term": {"index": index}}},
+                                      refresh=True, conflicts="proceed")
+    return int(response.get("deleted", 0))
+
+
 # --- tagging on the cluster ---------------------------------------------------------------------
 
 
