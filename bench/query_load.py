@@ -112,7 +112,7 @@ def measure(settings: Settings, client, name: str, args) -> dict:
             if stop.is_set():
                 return
             description = DESCRIPTIONS[(slot + i) % len(DESCRIPTIONS)]
-            query = TypeQuery(description, size=10)
+            query = TypeQuery(description, size=10, hybrid=True)
             started = time.perf_counter()
             try:
                 ner.search_vector(type_vectors[description], query, index=name)

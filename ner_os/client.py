@@ -27,9 +27,10 @@ from ner_os.config import Settings
 from ner_os.errors import ClusterError, NerOsError
 from ner_os.fields import VECTOR_FIELD
 from ner_os.head import ProjectionHead, shipped_head_path
+from ner_os.mentions.cache import cached_type_vector, type_vector_cache
 from ner_os.mentions.embedder import MentionEmbedder, vectors_identity
 from ner_os.profiles import resolve_profile
-from ner_os.store import schema, types_index
+from ner_os.store import ml, removal, schema, types_index
 from ner_os.store import search as store
 from ner_os.store.connection import client_from_settings, has_neural_search
 from ner_os.training import DataPlan, TrainConfig, TrainResult, train_on_fewnerd
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TYPE_VECTOR_CACHE_SIZE = 1024
 FUSIONS = ("auto", "server", "client")
+EMBEDDINGS = ("auto", "cluster", "local")
 
 
 class NerOs:
@@ -47,14 +49,19 @@ class NerOs:
     ``opensearch`` (an ``opensearchpy.OpenSearch``) and ``embedder`` (a
     :class:`ner_os.mentions.embedder.MentionEmbedder`) replace what the settings would build. ``fusion``
     says where hybrid rankings are fused: ``auto`` (on the cluster when it has neural-search and
-    the index's RRF pipeline), ``server`` or ``client``.
+    the index's RRF pipeline), ``server`` or ``client``. ``embedding`` says where a description
+    becomes its vector: ``cluster`` (ML Commons, the model ``ner-os model deploy`` recorded on the
+    index: no model is loaded here), ``local`` (the embedder), ``auto`` (the cluster when the
+    index's recorded model is deployed, else local).
     """
 
     def __init__(self, settings: Settings | None = None, *, opensearch=None, embedder=None, fusion: str = "auto",
-                 **flags: Any):
+                 embedding: str = "auto", **flags: Any):
         if fusion not in FUSIONS:
             raise NerOsError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.fusion = fusion
+        self.embedding = check_embedding(embedding)
+        self._cluster_models: dict[str, str | None] = {}
         if settings is None:
             settings = Settings.resolve(**flags)
         elif flags:
@@ -100,12 +107,17 @@ class NerOs:
         if cached is not None:
             self._type_vectors.move_to_end(description)
             return cached
-        vector = np.asarray(self.embedder.embed_type(description), dtype=np.float32)
+        vector = cached_type_vector(self.embedder, description, self.type_vector_cache)
         vector.setflags(write=False)
         self._type_vectors[description] = vector
         if len(self._type_vectors) > TYPE_VECTOR_CACHE_SIZE:
             self._type_vectors.popitem(last=False)
         return vector
+
+    @functools.cached_property
+    def type_vector_cache(self):
+        """The on-disk level below the in-memory one (:class:`ner_os.mentions.cache.TypeVectorCache`)."""
+        return type_vector_cache(self.settings, self.embedder)
 
     def index_type_vector(self, description: str, index: str | None = None) -> list[float]:
         """The description's vector for querying ``index``: checked against the index's dimension and
@@ -114,6 +126,32 @@ class NerOs:
         vector = self.type_vector(description)
         self.check_index_vectors(index)
         return check_vector(vector, dim)
+
+    def cluster_model(self, index: str | None = None, embedding: str | None = None) -> str | None:
+        """The ML Commons model that embeds descriptions for ``index`` on the cluster; None: embed locally.
+
+        ``embedding`` (default the client's): ``local`` -> None; ``cluster`` -> the model recorded on the
+        index, an error when there is none or it is not deployed; ``auto`` -> that model when deployed.
+        """
+        index, embedding = self.index_name(index), check_embedding(embedding or self.embedding)
+        if embedding == "local":
+            return None
+        if index not in self._cluster_models:
+            self._cluster_models[index] = ml.deployed_index_model(self.opensearch, index)
+        model_id = self._cluster_models[index]
+        if model_id is None and embedding == "cluster":
+            raise NerOsError(f"index {index!r} names no deployed ML Commons model: run `ner-os model deploy "
+                             f"--index {index}` on a cluster with ML Commons, or embed locally (--embedding local)")
+        return model_id
+
+    def query_vector(self, description: str, index: str | None = None, embedding: str | None = None) -> q.QueryVector:
+        """What a type query on ``index`` searches with: the words themselves when the cluster embeds them
+        (:class:`ner_os.query.NeuralText`), else :meth:`index_type_vector`."""
+        model_id = self.cluster_model(index, embedding)
+        if model_id is None:
+            return self.index_type_vector(description, index)
+        self.vector_dimension(index)  # a missing or foreign index: the same one-line error as locally
+        return q.NeuralText(check_description(description), model_id)
 
     def clear_type_vectors(self) -> None:
         """Forget the cached type vectors (the next query of each description encodes it again)."""
@@ -165,24 +203,29 @@ class NerOs:
         return q.TypeQuery(description, **options)
 
     def search_type(self, description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
-                    hybrid: bool = True, filters: Mapping[str, Any] | None = None, offset: int = 0,
+                    hybrid: bool = False, filters: Mapping[str, Any] | None = None, offset: int = 0,
                     min_score: float | None = None, mentions_per_hit: int = 3,
-                    mention_margin: float | None = q.MENTION_MARGIN) -> q.TypeResults:
+                    mention_margin: float | None = q.MENTION_MARGIN, embedding: str | None = None) -> q.TypeResults:
         """Documents that mention an entity of the described type, best first, with the matched mentions.
 
         ``k``: documents the k-NN search gathers (default ``max(100, offset + size)``); ``hybrid``:
         fuse with BM25 on ``text`` (RRF); ``filters``: ``{field: value | [values] | {"gte": …}}`` on
         document fields; ``min_score``: radial k-NN search, every mention scoring at least this;
-        ``mention_margin``: a hit's mentions scoring less than its best minus this are left out (None: kept).
+        ``mention_margin``: a hit's mentions scoring less than its best minus this are left out (None: kept);
+        ``embedding``: ``cluster``, ``local`` or ``auto`` (default: the client's, see :class:`NerOs`).
         """
         query = q.TypeQuery(description, size=size, offset=offset, k=k, hybrid=hybrid, min_score=min_score,
                             filters=filters, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin)
-        return self.search_vector(self.index_type_vector(query.description, index), query, index=index)
+        if query.filters:  # a field the index lacks is named before the description is encoded
+            schema.check_filter_fields(self.opensearch, self.index_name(index), query.filters)
+        return self.search_vector(self.query_vector(query.description, index, embedding), query, index=index)
 
-    def search_vector(self, vector: Sequence[float], query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:
-        """:meth:`search_type` for a vector already computed: the OpenSearch part alone."""
+    def search_vector(self, vector: q.QueryVector, query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:
+        """:meth:`search_type` for a vector already computed (or a :class:`ner_os.query.NeuralText`): the
+        OpenSearch part alone."""
         index = self.index_name(index)
-        vector = check_vector(vector, self.vector_dimension(index))
+        if not isinstance(vector, q.NeuralText):
+            vector = check_vector(vector, self.vector_dimension(index))
         server_hybrid = query.hybrid and self.server_hybrid(index)
         steps = q.type_search_steps(vector, query, index=index, server_hybrid=server_hybrid,
                                     pipeline=self.pipeline(index))
@@ -192,7 +235,7 @@ class NerOs:
         """The complete request for Dashboards Dev Tools (``GET <index>/_search…`` and its body)."""
         query = q.TypeQuery(description, **options)
         index = self.index_name(index)
-        vector = self.index_type_vector(query.description, index)
+        vector = self.query_vector(query.description, index)
         return q.dsl_request(vector, query, index=index, server_hybrid=query.hybrid and self.server_hybrid(index),
                              pipeline=self.pipeline(index))
 
@@ -229,6 +272,7 @@ class NerOs:
         return types_index.register(self.opensearch, index, registered)
 
     def registered_types(self, index: str | None = None) -> list[rt.RegisteredType]:
+        self.vector_dimension(index)  # a missing index is an error, not "no type registered"
         return types_index.read_types(self.opensearch, self.index_name(index))
 
     def remove_type(self, name: str, *, index: str | None = None) -> rt.TagReport:
@@ -260,6 +304,10 @@ class NerOs:
         except ClusterError as error:
             return InstalledTemplates(names, search_template_error=str(error))
 
+    def delete_index(self, index: str | None = None) -> removal.RemovedIndex:
+        """Delete the index with what ner-os made for it (see :mod:`ner_os.store.removal`); a missing index is an error."""
+        return removal.remove_index(self.opensearch, self.index_name(index))
+
     def close(self) -> None:
         if self._opensearch is not None:
             self._opensearch.close()
@@ -283,18 +331,26 @@ def shared_client(**flags: Any) -> NerOs:
 
 
 def search_type(description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
-                hybrid: bool = True, filters: Mapping[str, Any] | None = None, offset: int = 0,
+                hybrid: bool = False, filters: Mapping[str, Any] | None = None, offset: int = 0,
                 min_score: float | None = None, mentions_per_hit: int = 3,
-                mention_margin: float | None = q.MENTION_MARGIN, **settings: Any) -> q.TypeResults:
+                mention_margin: float | None = q.MENTION_MARGIN, embedding: str | None = None,
+                **settings: Any) -> q.TypeResults:
     """Documents that mention an entity of the described type, best first.
 
     ``settings`` are :class:`ner_os.config.Settings` fields (``opensearch_url``, ``profile``,
     ``head``…). The client behind it (connection, encoder, head, cached type vectors) is built once
-    per distinct settings and reused; hold a :class:`NerOs` yourself for more control.
+    per distinct settings and reused; hold a :class:`NerOs` yourself for more control. ``embedding``:
+    ``cluster`` | ``local`` | ``auto`` (the default: the cluster when the index's model is deployed).
     """
     return shared_client(**settings).search_type(
         description, index=index, size=size, k=k, hybrid=hybrid, filters=filters, offset=offset,
-        min_score=min_score, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin)
+        min_score=min_score, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin, embedding=embedding)
+
+
+def check_embedding(embedding: str) -> str:
+    if embedding not in EMBEDDINGS:
+        raise NerOsError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
+    return embedding
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,24 @@ def opensearch():
 
 @opensearch.command("start")
 @click.option("--port", type=int, default=0, show_default=True, help="HTTP port; 0 picks a free one")
+@click.option("--secure", is_flag=True,
+              help="With the security plugin: TLS on HTTP and transport (a CA and certificates made for the node), "
+                   "users admin, ner_os_loader and ner_os_searcher with generated passwords")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="JVMs in one loopback cluster (512 MB heap each); new indices get one replica when more than one")
+@click.option("--ml-commons", is_flag=True, help="With ML Commons (local models, neural queries)")
 @friendly_errors
-def opensearch_start(port):
-    """Start the local node (or report the one already running)."""
+def opensearch_start(port, secure, nodes, ml_commons):
+    """Start the local node (or report the one already running).
+
+    Options other than --port use the Maven launcher, never Docker. A secure node prints where its
+    CA certificate and its credentials file (0600 JSON, one password per user) are, never a password.
+    """
     from ner_os.store.node import lifecycle as local_node
 
-    record = local_node.start(settings_from(), http_port=port)
-    click.echo(f"OpenSearch is running at {record.url} ({record.kind}); export NER_OS_OPENSEARCH_URL={record.url}")
+    record = local_node.start(settings_from(), http_port=port, secure=secure, nodes=nodes, ml_commons=ml_commons)
+    for line in render.node_started(record):
+        click.echo(line)
 
 
 @opensearch.command("stop")

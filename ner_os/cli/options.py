@@ -30,8 +30,24 @@ def friendly_errors(command):
         except ValueError as error:  # settings from the environment that do not parse
             click.echo(f"Error: {error}", err=True)
             sys.exit(2)
+        except Exception as error:  # noqa: BLE001 - a cluster's refusal (403) that reached the command
+            refused = _cluster_refusal(error)
+            if refused is None:
+                raise
+            click.echo(f"Error: {refused}", err=True)
+            sys.exit(2)
 
     return wrapper
+
+
+def _cluster_refusal(error: Exception):
+    """The one-line ``ClusterError`` for an opensearch-py error, else None (opensearch-py is imported
+    only when it is already loaded: an error of its own means it is)."""
+    if "opensearchpy" not in sys.modules:
+        return None
+    from ner_os.store.connection import refusal
+
+    return refusal(error)
 
 
 def _prompt_password(context: click.Context, parameter, wanted: bool) -> None:
@@ -45,11 +61,12 @@ def _apply(options, command):
     return command
 
 
-def cluster_options(command):
-    """The connection flags every command that talks to OpenSearch takes."""
+def cluster_options(command, with_index: bool = True):
+    """The connection flags every command that talks to OpenSearch takes (``--index`` unless it names the
+    index as an argument: :func:`connection_options`)."""
     return _apply([
         click.option("--url", "opensearch_url", help="OpenSearch URL [env NER_OS_OPENSEARCH_URL; default: a local node]"),
-        click.option("--index", help="Index name [env NER_OS_INDEX; default: ner-os]"),
+        *([click.option("--index", help="Index name [env NER_OS_INDEX; default: ner-os]")] if with_index else []),
         click.option("--username", help="Basic-auth user [env NER_OS_USERNAME]"),
         click.option("--password-prompt", is_flag=True, expose_value=False, callback=_prompt_password,
                      help="Ask for the basic-auth password [or env NER_OS_PASSWORD; never a flag value, which "
@@ -58,6 +75,11 @@ def cluster_options(command):
         click.option("--client-cert", help="Client certificate (PEM) [env NER_OS_CLIENT_CERT]"),
         click.option("--client-key", help="Client key (PEM) [env NER_OS_CLIENT_KEY]"),
     ], command)
+
+
+def connection_options(command):
+    """:func:`cluster_options` without ``--index``."""
+    return cluster_options(command, with_index=False)
 
 
 def model_options(command):
@@ -79,7 +101,9 @@ def type_query_options(command):
         click.option("-n", "--size", default=10, show_default=True, help="Documents per page"),
         click.option("--offset", default=0, show_default=True, help="Documents to skip (the page's start)"),
         click.option("--k", type=int, help="Documents the k-NN search gathers [default: max(100, offset + size)]"),
-        click.option("--no-hybrid", is_flag=True, help="k-NN only: no BM25 on the text fused in"),
+        click.option("--hybrid/--no-hybrid", "hybrid", default=False,
+                     help="Fuse BM25 on the text (stopwords dropped, every word required) with the k-NN "
+                          "ranking by RRF [default: k-NN alone, which never ruins a type]"),
         click.option("--min-score", type=float,
                      help="Radial search: every mention scoring at least this ((1 + cosine) / 2, 0-1); k-NN only"),
         click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",

@@ -7,6 +7,7 @@ code) and prints what it returns.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 
 import click
@@ -14,6 +15,9 @@ import click
 from ner_os import render
 from ner_os.cli.options import cluster_options, friendly_errors, model_options, settings_from
 from ner_os.training.fit import TrainConfig  # its fields are the train command's flags
+
+EXIT_REJECTS = 1  # ner-os load: lines were rejected
+EXIT_BROKEN_INPUT = 3  # ner-os load: the input breaks off; what came before it is loaded
 
 
 def train_config_options(command):
@@ -61,6 +65,10 @@ def train(data_dir, out, hold_out_dev, train_sentences, dev_sentences, profile, 
 @cluster_options
 @model_options
 @click.option("--batch-tokens", type=int, help="Padded tokens per encoder batch [env NER_OS_BATCH_TOKENS; default: 2048]")
+@click.option("--spans", type=click.Choice(["union", "encoder", "spacy", "given"]),
+              help="Span detector for documents without given mentions: union (encoder + spaCy), encoder (read "
+                   "from the loader's own forward pass), spacy, or given (detect nothing) [env NER_OS_SPANS; "
+                   "default: union where a detector ships for the profile and layer (gemma3-270m, 15), else spacy]")
 @click.option("--dry-run", is_flag=True, help="Read, check, detect and encode, but write nothing (needs no cluster)")
 @click.option("--shard", default="0/1", show_default=True,
               help="i/N: load lines i+1, i+1+N, ... only, so that N workers (processes, GPUs, hosts) load the file once")
@@ -74,27 +82,63 @@ def train(data_dir, out, hold_out_dev, train_sentences, dev_sentences, profile, 
 @click.option("--replace-index", is_flag=True,
               help="Delete the index first, keeping its registered types (re-embedded): after changing the "
                    "head or model")
+@click.option("--deploy/--no-deploy", "deploy", default=None,
+              help="Deploy the type encoder in ML Commons afterwards (ner-os model deploy) [default: when the "
+                   "cluster has ML Commons]")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: Ray Data, the encoder on an actor pool across the Ray cluster's "
+                   "machines and GPUs (pip install 'ner-os[ray]'; no --shard, and a rerun encodes again)")
+@click.option("--ray-address", help="With --engine ray: the Ray cluster (e.g. auto, ray://head:10001) [default: a "
+                                    "local Ray]")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --engine ray: encoder actors, each loading the model once")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --engine ray: GPUs per encoder actor (the encoder then runs on CUDA)")
 @friendly_errors
 def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, max_line_bytes, progress,
-                 replace_index, **flags):
+                 replace_index, deploy, engine, ray_address, workers, gpus_per_worker, **flags):
     """Load a JSONL corpus into the index (INPUT: a file, .gz or not, or - for stdin).
 
     One JSON object per line: "text" (required), "id" (optional; else a hash of the line's content),
     "mentions" (optional [{"start": s, "end": e}] character offsets; given mentions skip detection),
     any other field kept as metadata. Loading the same file again changes nothing; a changed
     document replaces its old mentions. Bad lines go to the reject file with their line number and
-    reason, and everything else loads. Exit code 1 when lines were rejected (see --allow-rejects),
-    2 on an error.
+    reason, and everything else loads.
+
+    \b
+    Exit codes:
+      0  every line loaded
+      1  lines rejected, listed in the reject file (0 with --allow-rejects)
+      2  an error: bad input path, options or settings, an unreachable or refusing cluster; nothing
+         or only part was loaded (run the load again to resume)
+      3  the input breaks off (a truncated or corrupt gzip): the lines before the break are loaded,
+         the rest is missing
     """
+    from ner_os.errors import BrokenInputError
     from ner_os.loader.records import MAX_LINE_BYTES, parse_shard
     from ner_os.loader import load
 
-    summary = load(source, settings_from(**flags), dry_run=dry_run, shard=parse_shard(shard), resume=resume,
-                   rejects=rejects_path, max_line_bytes=max_line_bytes or MAX_LINE_BYTES, progress=progress,
-                   replace_index=replace_index)
+    if engine == "ray":  # the same load on Ray Data (ner_os.ray): the same documents, ids and rejects
+        from ner_os.ray import load_file
+
+        load = functools.partial(load_file, ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
+    try:
+        summary = load(source, settings_from(**flags), dry_run=dry_run, shard=parse_shard(shard), resume=resume,
+                       rejects=rejects_path, max_line_bytes=max_line_bytes or MAX_LINE_BYTES, progress=progress,
+                       replace_index=replace_index)
+    except BrokenInputError as error:
+        click.echo(error.summary.describe())
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_BROKEN_INPUT)
     click.echo(summary.describe())
+    if not dry_run and deploy is not False:
+        from ner_os.deploy import deploy_after_load
+
+        deployed = deploy_after_load(settings_from(**flags), required=deploy is True)
+        for line in render.deployed_model(deployed) if deployed is not None else []:
+            click.echo(line)
     if summary.rejected and not allow_rejects:
-        sys.exit(1)
+        sys.exit(EXIT_REJECTS)
 
 
 @click.command("eval")
@@ -107,7 +151,9 @@ def load_command(source, dry_run, shard, resume, rejects_path, allow_rejects, ma
 @click.option("--systems", default="bm25,dense,raw,ner-os,hybrid,ner-os-exact", show_default=True,
               help="Comma-separated, from bm25, dense, raw, ner-os, hybrid, ner-os-exact, raw-exact")
 @click.option("--spans", "span_sources", default="gold,detected", show_default=True,
-              help="Span sources of the mention systems: gold (the file's), detected (the span detector's), or both")
+              help="Span sources of the mention systems: gold (the file's; or given), detected (the span detector's, "
+                   "as --spans of load: env NER_OS_SPANS, default union where it fits), or a detector's name (union, encoder, spacy) "
+                   "for detected spans from that detector")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate a seeded random sample of this many sentences")
 @click.option("--seed", default=0, show_default=True, help="Seed of the --limit sample")
 @click.option("--out", type=click.Path(file_okay=False), help="Directory for eval.md, eval.json and eval-r-precision.png")
@@ -128,13 +174,14 @@ def eval_command(data, data_format, type_names, systems, span_sources, limit, se
     ranks the same documents in the same OpenSearch (fresh indexes, deleted afterwards), and
     R-Precision, P@10, Recall@100 and MAP are printed per system, macro-averaged over the types.
     """
+    from ner_os.config import redacted_command
     from ner_os.evaluation.report import markdown
     from ner_os.evaluation.run import evaluate
 
     result = evaluate(data, type_names, settings=settings_from(**flags), systems=systems, span_sources=span_sources,
                       data_format=data_format, limit=limit, seed=seed, out=out, keep_indexes=keep_indexes,
                       vector_cache=vector_cache, progress=progress, say=lambda message: click.echo(message, err=True),
-                      command=" ".join(["ner-os", *sys.argv[1:]]))
+                      command=redacted_command(["ner-os", *sys.argv[1:]]))
     click.echo(markdown(result))
 
 

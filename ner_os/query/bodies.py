@@ -11,6 +11,10 @@ Rules the builders keep (each one is a known server pitfall):
   k-NN filter returns nothing (k-NN #3047);
 - ``hybrid`` is always the top-level query, never wrapped in another one;
 - vectors never come back: ``_source`` and ``inner_hits`` exclude ``mentions.vector``.
+
+Wherever a vector goes, a :class:`~ner_os.query.model.NeuralText` may go instead: the clause is then
+``neural`` with ``query_text`` (ML Commons turns the words into the type vector on the cluster),
+with the same ``k`` / ``min_score``, ``filter``, ``expand_nested_docs`` and ``inner_hits``.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ from typing import Any, Mapping, Sequence
 
 from ner_os.fields import DOC_ID_FIELD, MENTIONS_PATH, SOURCE_WITHOUT_VECTORS, TEXT_FIELD, VECTOR_FIELD
 from ner_os.query.filters import filter_clause
-from ner_os.query.model import TypeQuery
+from ner_os.query.model import BM25_ANALYZER, BM25_MINIMUM_SHOULD_MATCH, NeuralText, QueryVector, TypeQuery
 
 
-def knn_clause(vector: Sequence[float], *, k: int | None = None, min_score: float | None = None,
+def knn_clause(vector: QueryVector, *, k: int | None = None, min_score: float | None = None,
                filter: dict | None = None, expand_nested_docs: bool = True) -> dict:
-    """The ``knn`` clause on the mention vectors: top ``k`` documents, or radial with ``min_score``."""
+    """The ``knn`` clause on the mention vectors: top ``k`` documents, or radial with ``min_score``
+    (``neural`` with ``query_text`` for a :class:`NeuralText`)."""
     if (k is None) == (min_score is None):
         raise ValueError("a knn clause takes exactly one of k and min_score")
-    spec: dict[str, Any] = {"vector": list(vector)}
+    kind = "neural" if isinstance(vector, NeuralText) else "knn"
+    spec: dict[str, Any] = vector.spec() if isinstance(vector, NeuralText) else {"vector": list(vector)}
     if k is not None:
         spec["k"] = int(k)
     else:
@@ -37,10 +43,10 @@ def knn_clause(vector: Sequence[float], *, k: int | None = None, min_score: floa
         spec["filter"] = filter
     if expand_nested_docs:
         spec["expand_nested_docs"] = True
-    return {"knn": {VECTOR_FIELD: spec}}
+    return {kind: {VECTOR_FIELD: spec}}
 
 
-def nested_knn_query(vector: Sequence[float], *, k: int | None = None, min_score: float | None = None,
+def nested_knn_query(vector: QueryVector, *, k: int | None = None, min_score: float | None = None,
                      filter: dict | None = None, inner_hits_size: int = 3) -> dict:
     """Documents scored by their best mention, with the mentions themselves as ``inner_hits``.
 
@@ -58,9 +64,12 @@ def nested_knn_query(vector: Sequence[float], *, k: int | None = None, min_score
     }
 
 
-def bm25_query(description: str, filter: dict | None = None) -> dict:
-    """BM25 on the document text against the description (filters applied as a non-scoring clause)."""
-    match = {"match": {TEXT_FIELD: {"query": description}}}
+def bm25_query(description: str, filter: dict | None = None, *, safe: bool = True) -> dict:
+    """BM25 on the document text against the description (filters applied as a non-scoring clause).
+    ``safe`` (hybrid search's leg): stopwords dropped from the description, every other word required
+    (see :data:`BM25_ANALYZER`); not safe: the plain ``match`` (the eval's BM25 baseline)."""
+    options = {"analyzer": BM25_ANALYZER, "minimum_should_match": BM25_MINIMUM_SHOULD_MATCH} if safe else {}
+    match = {"match": {TEXT_FIELD: {"query": description, **options}}}
     if filter is None:
         return match
     return {"bool": {"must": [match], "filter": [filter]}}
@@ -70,7 +79,7 @@ def _body(query: dict, size: int) -> dict:
     return {"size": int(size), "_source": SOURCE_WITHOUT_VECTORS, "query": query}
 
 
-def knn_search_body(vector: Sequence[float], query: TypeQuery) -> dict:
+def knn_search_body(vector: QueryVector, query: TypeQuery) -> dict:
     """The k-NN leg (and the whole request in knn and radial modes)."""
     filter = filter_clause(query.filters)
     if query.min_score is not None:
@@ -87,7 +96,7 @@ def bm25_search_body(query: TypeQuery) -> dict:
     return _body(bm25_query(query.description, filter_clause(query.filters)), query.depth)
 
 
-def hybrid_search_body(vector: Sequence[float], query: TypeQuery) -> dict:
+def hybrid_search_body(vector: QueryVector, query: TypeQuery) -> dict:
     """One request the neural-search plugin fuses (send it with ``search_pipeline``).
 
     ``hybrid`` stays the top-level query and takes no filter of its own: each sub-query carries
@@ -110,7 +119,7 @@ def hybrid_search_body(vector: Sequence[float], query: TypeQuery) -> dict:
     }
 
 
-def page_body(vector: Sequence[float], ids: Sequence[str], mention_limit: int, *, by_doc_id: bool = False) -> dict:
+def page_body(vector: QueryVector, ids: Sequence[str], mention_limit: int, *, by_doc_id: bool = False) -> dict:
     """The documents of a fused page: their source (no vectors) and their mentions scored as ``inner_hits``.
 
     The id filter holds only a root condition, so it can sit inside the nested knn clause; ``k``
@@ -155,10 +164,10 @@ def search_request_line(index: str, body: dict, params: Mapping[str, Any] | None
     return head + "\n" + json.dumps(body, indent=2)
 
 
-def template_params(vector: Sequence[float], query: TypeQuery) -> dict:
+def template_params(vector: QueryVector, query: TypeQuery) -> dict:
     return {"vector": list(vector), "k": query.depth, "size": query.window, "mentions": query.mentions_per_hit}
 
 
-def template_request_line(index: str, template_id: str, vector: Sequence[float], query: TypeQuery) -> str:
+def template_request_line(index: str, template_id: str, vector: QueryVector, query: TypeQuery) -> str:
     body = {"id": template_id, "params": template_params(vector, query)}
     return f"GET {index}/_search/template\n" + json.dumps(body, indent=2)

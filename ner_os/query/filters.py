@@ -70,3 +70,4 @@ def parse_filter_args(args: Iterable[str]) -> dict[str, Any]:
         else:
             filters[name] = value
     return filters
+

@@ -1,14 +1,16 @@
 """What a type query asks for and what it returns: :class:`TypeQuery` and :class:`TypeResults`.
 
 A type query finds the documents whose mentions lie nearest to the type description's vector
-(DESIGN §4); hybrid mode adds BM25 on ``text`` and fuses the two rankings by reciprocal rank
-fusion. :mod:`ner_os.query.bodies` builds the requests, :mod:`ner_os.query.steps` orders them.
+(DESIGN §4). That alone is the default: hybrid mode (``hybrid=True``) adds BM25 on ``text`` and
+fuses the two rankings by reciprocal rank fusion, which on held-out corpora ruined some types
+(issue #15: musical instrument 0.786 -> 0.071); its BM25 side is kept safe by :data:`BM25_ANALYZER`,
+:data:`BM25_MINIMUM_SHOULD_MATCH` and :data:`BM25_WEIGHT`. :mod:`ner_os.query.bodies` builds the requests, :mod:`ner_os.query.steps` orders them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence, Union
 
 from ner_os.checks import check_description, check_fraction
 from ner_os.errors import NerOsError
@@ -16,11 +18,38 @@ from ner_os.fields import MAX_INNER_HITS, MAX_WINDOW, TEXT_FIELD
 from ner_os.query.filters import filter_clause
 
 RRF_RANK_CONSTANT = 60  # the rank_constant ner_os.store gives the RRF search pipeline, used by client-side fusion too
+# The BM25 side of hybrid search: the description is analysed without English stopwords ("river in
+# Africa" must not match every "in"), and every remaining word must match ("sports team" does not
+# put "backend team" first). BM25_WEIGHT is its ranking's weight in client-side RRF: 1, as the
+# server's RRF pipeline fuses (server and client fusion must rank alike); below 1 it would need the
+# pipeline's weighted RRF too.
+BM25_ANALYZER = "stop"
+BM25_MINIMUM_SHOULD_MATCH = "100%"
+BM25_WEIGHT = 1.0
 DEFAULT_DEPTH = 100  # documents each ranking contributes before fusion (and the default k)
 # a hit keeps the mentions scoring at least its best one's score minus this: chosen on held-out train
 # types by bench/highlight.py (F1 of the kept mentions being of the query's type: 0.72 keeping all
 # three -> 0.83; on the test types' detected spans 0.75 -> 0.76, precision 0.60 -> 0.68)
 MENTION_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class NeuralText:
+    """A description the cluster turns into the type vector itself (ML Commons, docs/cluster-embedding.md).
+
+    Passed where a vector goes (:mod:`ner_os.query.bodies`, :func:`ner_os.query.steps.type_search_steps`),
+    it makes each ``knn`` clause a ``neural`` one with ``query_text``. ``model_id`` None: the index's
+    default search pipeline (its ``neural_query_enricher``) names the model.
+    """
+
+    text: str
+    model_id: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        return {"query_text": self.text, **({"model_id": self.model_id} if self.model_id else {})}
+
+
+QueryVector = Union[Sequence[float], NeuralText]  # what a type query searches with
 
 
 @dataclass(frozen=True)
@@ -97,7 +126,7 @@ class TypeQuery:
     size: int = 10
     offset: int = 0
     k: int | None = None
-    hybrid: bool = True
+    hybrid: bool = False
     min_score: float | None = None
     filters: Mapping[str, Any] | None = None
     mentions_per_hit: int = 3

@@ -66,16 +66,19 @@ def ranking(response: Mapping[str, Any]) -> list[tuple[str, float]] | None:
     return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
 
 
-def rrf_fuse(rankings: Sequence[Sequence[str]], rank_constant: int = RRF_RANK_CONSTANT) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: each document scores sum(1 / (rank_constant + rank)), rank from 1.
+def rrf_fuse(rankings: Sequence[Sequence[str]], rank_constant: int = RRF_RANK_CONSTANT,
+             weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: each document scores sum(weight / (rank_constant + rank)), rank from 1
+    (``weights``: one per ranking, default 1 each).
 
     Ties are broken by id. This is the formula of neural-search's score-ranker-processor, so
     client-side and server-side fusion rank alike.
     """
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    weights = [1.0] * len(rankings) if weights is None else [float(w) for w in weights]
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, doc_id in enumerate(ranking, start=1):
-            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (rank_constant + rank)
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (rank_constant + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 

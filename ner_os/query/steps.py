@@ -18,7 +18,7 @@ from ner_os.errors import NerOsError
 from ner_os.fields import DOC_ID_FIELD
 from ner_os.query.bodies import (bm25_search_body, hybrid_search_body, knn_search_body, page_body, ranking_body,
                                  search_request_line)
-from ner_os.query.model import TypeHit, TypeQuery, TypeResults
+from ner_os.query.model import BM25_WEIGHT, QueryVector, TypeHit, TypeQuery, TypeResults
 from ner_os.query.results import parse_mentions, ranked_hits, ranking, rrf_fuse, took_ms
 from ner_os.store.schema import pipeline_name
 
@@ -42,7 +42,7 @@ def hybrid_pipeline(index: str) -> str:
     return pipeline_name(index, "rrf")
 
 
-def type_search_steps(vector: Sequence[float], query: TypeQuery, *, index: str,
+def type_search_steps(vector: QueryVector, query: TypeQuery, *, index: str,
                       server_hybrid: bool, pipeline: str | None = None) -> Steps:
     """Yields the requests of one type query and returns its :class:`TypeResults`.
 
@@ -64,7 +64,7 @@ def type_search_steps(vector: Sequence[float], query: TypeQuery, *, index: str,
         mode = "hybrid-server"
     else:
         (knn, bm25), took, by_doc_id = yield from _rankings([knn_search_body(vector, query), bm25_search_body(query)])
-        fused = rrf_fuse([[doc_id for doc_id, _ in knn], [doc_id for doc_id, _ in bm25]])
+        fused = rrf_fuse([[doc_id for doc_id, _ in knn], [doc_id for doc_id, _ in bm25]], weights=(1.0, BM25_WEIGHT))
         mode = "hybrid-client"
     wanted = fused[query.offset:query.window]
     if not wanted:
@@ -103,7 +103,7 @@ def _results(query: TypeQuery, index: str, mode: str, page: Sequence[tuple[Mappi
                        took_ms=took)
 
 
-def dsl_request(vector: Sequence[float], query: TypeQuery, *, index: str, server_hybrid: bool,
+def dsl_request(vector: QueryVector, query: TypeQuery, *, index: str, server_hybrid: bool,
                 pipeline: str | None = None) -> str:
     """The one request Dev Tools needs for this query (without server-side fusion, the k-NN one)."""
     if query.hybrid and server_hybrid:

@@ -1,13 +1,15 @@
-"""The default span detector: spaCy entities and noun chunks, cleaned at their edges.
+"""The spaCy span detector (half of the default ``union``): spaCy entities and noun chunks, cleaned at their edges.
 
 It takes spaCy's entity spans (labels ignored, purely numeric ones dropped) and its proper-noun
 chunks, cleans their edges, and returns them sorted and non-overlapping. The rule choices below
-were made by measured recall on Few-NERD (``bench/spans.py``, ``bench/results/spans.json``).
+were made by measured recall on Few-NERD (the rule table ``bench/results/spans.md``, written by
+the ``bench/spans.py`` of before issue #15).
 spaCy itself is imported when a :class:`SpacyDetector` is built.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
@@ -97,7 +99,7 @@ def _identity(model: str, rules: SpanRules) -> str:
 
 def _load_spacy(model: str, rules: SpanRules):
     try:
-        import spacy
+        spacy = _import_spacy(torch_free=not model.endswith("_trf"))
     except ImportError as error:
         raise ConfigError(f"span detection needs spaCy: {SPACY_INSTALL_HINT}") from error
     # The lemmatizer is never read; without chunks nothing but the entity recogniser is.
@@ -110,6 +112,22 @@ def _load_spacy(model: str, rules: SpanRules):
         _register_tag_to_pos()
         _replace_attribute_ruler(nlp)
     return nlp
+
+
+def _import_spacy(torch_free: bool):
+    """spaCy; with ``torch_free`` and torch not yet imported, without it: thinc imports torch when it
+    can (seconds of a loader's startup), and no pipeline but a transformer (``*_trf``) runs on it."""
+    if not torch_free or "torch" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # thinc's `import torch` raises ImportError: it runs without it
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
 
 
 def _replace_attribute_ruler(nlp) -> None:

@@ -151,7 +151,8 @@ def test_radial_search_returns_every_mention_above_the_threshold(handmade):
 
 def test_hybrid_lifts_the_bm25_match_that_knn_ranks_low(handmade):
     knn = handmade.search_type("dinosaur", hybrid=False, size=6)
-    hybrid = handmade.search_type("dinosaur", size=6)
+    hybrid = handmade.search_type("dinosaur", size=6, hybrid=True)
+    assert handmade.search_type("dinosaur", size=6).ids == knn.ids  # k-NN alone is the default
     assert knn.ids.index("d4") == 4
     assert hybrid.ids[0] == "d4"  # rank 1 in BM25 + rank 5 in k-NN beats rank 1 in k-NN alone
     assert hybrid.ids[1:] == [doc_id for doc_id in knn.ids if doc_id != "d4"]
@@ -166,8 +167,8 @@ def test_server_and_client_fusion_agree(handmade, client, opensearch_url, fresh_
         pytest.skip("the cluster has no neural-search plugin: only client-side fusion to test")
     client_side = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(TYPE_VECTORS), fusion="client")
     for description, filters in (("dinosaur", None), ("river", {"metadata.lang": "en"})):
-        server = handmade.search_type(description, size=5, filters=filters)
-        local = client_side.search_type(description, size=5, filters=filters)
+        server = handmade.search_type(description, size=5, filters=filters, hybrid=True)
+        local = client_side.search_type(description, size=5, filters=filters, hybrid=True)
         assert (server.mode, local.mode) == ("hybrid-server", "hybrid-client")
         assert server.ids == local.ids
         assert [hit.score for hit in server] == pytest.approx([hit.score for hit in local], rel=1e-5)
@@ -186,7 +187,7 @@ def test_documents_written_without_doc_id_are_still_found(handmade, client, fres
     client.update(index=fresh_index, id="d4", body={"doc": {"doc_id": None}}, refresh=True)
     for fusion in ("auto", "client"):
         ner = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(TYPE_VECTORS), fusion=fusion)
-        results = ner.search_type("dinosaur", size=6)
+        results = ner.search_type("dinosaur", size=6, hybrid=True)
         assert results.ids[0] == "d4" and [m.surface for m in results[0].mentions] == ["Berlin"]
 
 
@@ -335,7 +336,7 @@ def test_real_pipeline_puts_relevant_documents_first(real_corpus, label):
 def test_real_pipeline_hybrid_and_knn_both_answer(real_corpus):
     ner, documents = real_corpus
     knn = ner.search_type("body of water", hybrid=False, size=10)
-    hybrid = ner.search_type("body of water", size=10)
+    hybrid = ner.search_type("body of water", size=10, hybrid=True)
     assert len(knn) == len(hybrid) == 10
     assert all(hit.mentions for hit in hybrid)
     assert knn.ids != hybrid.ids  # BM25 on "body of water" pulls in other sentences

@@ -26,6 +26,7 @@ HEAVY = (
     "sklearn",
     "matplotlib",
     "sentence_transformers",
+    "ray",
 )
 
 REPORT = textwrap.dedent(
@@ -91,3 +92,84 @@ def test_backends_import_what_they_run_on():
     # the other side of the check above: the backend modules do import their libraries
     found = heavy_modules_after("import ner_os.encoder.onnx_runner, ner_os.encoder.torch_runner")
     assert {"onnxruntime", "torch"} <= set(found)
+
+
+# The query path: a type query embedded locally with the ONNX backend imports neither torch nor
+# transformers. The cluster's part is stood in for (this is a unit test: the index's dimension, the
+# vectors check and the search itself); tests/integration/test_light_query.py runs `ner-os search`
+# against a real node.
+QUERY_STAND_INS = textwrap.dedent(
+    """
+    import sys
+    from ner_os.client import NerOs
+    from ner_os.query import TypeResults
+
+    searched = []
+    NerOs.vector_dimension = lambda self, index=None: {dim}
+    NerOs.check_index_vectors = lambda self, index=None: None
+    NerOs.cluster_model = lambda self, index=None, embedding=None: None
+    NerOs.neural_search = lambda self: False
+
+    def search_vector(self, vector, query, index=None):
+        assert len(vector) == {dim}, len(vector)
+        searched.append(query.description)
+        return TypeResults(query.description, index or "ner-os", "knn", 0, ())
+
+    NerOs.search_vector = search_vector
+    """
+)
+API_QUERY = "\nNerOs().search_type('dinosaur', hybrid=False)\nassert searched == ['dinosaur'], searched\n"
+CLI_QUERY = textwrap.dedent(
+    """
+    from ner_os.cli import main
+    sys.argv = ["ner-os", "search", "river in Africa", "--no-hybrid"]
+    try:
+        main()
+    except SystemExit as exit:
+        assert exit.code in (0, None), exit.code
+    assert searched == ["river in Africa"], searched
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_query_env(tmp_path_factory):
+    """NER_OS_* settings of a tiny ONNX export in a cache of its own (built here, with torch)."""
+    import os
+
+    from test_encoder_tiny import LAYER, tiny_model_dir
+
+    from ner_os.encoder.export import ensure_export, read_manifest
+    from ner_os.profiles import resolve_profile
+
+    model = tiny_model_dir("llama", tmp_path_factory)
+    cache = tmp_path_factory.mktemp("query-cache")
+    export = ensure_export(resolve_profile("custom", model=model, layer=LAYER), cache_dir=cache)
+    settings = {"NER_OS_PROFILE": "custom", "NER_OS_MODEL": model, "NER_OS_LAYER": str(LAYER), "NER_OS_HEAD": "none",
+                "NER_OS_BACKEND": "onnx", "NER_OS_CACHE_DIR": str(cache), "NER_OS_OPENSEARCH_URL": "http://127.0.0.1:9"}
+    return {**os.environ, **settings}, read_manifest(export)["d_v"]
+
+
+@pytest.mark.parametrize("query", [API_QUERY, CLI_QUERY], ids=["NerOs.search_type", "ner-os search"])
+def test_query_path_imports_neither_torch_nor_transformers(query, tiny_query_env):
+    env, dim = tiny_query_env
+    code = QUERY_STAND_INS.format(dim=dim) + query + REPORT
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "onnxruntime" in found  # it did embed, with the ONNX backend
+    assert not {"torch", "transformers", "optimum", "spacy"} & set(found), found
+
+
+def test_the_cluster_search_path_imports_no_model_library():
+    """``ner-os search`` with the model deployed in ML Commons: the CLI command, the client, the query and
+    store modules it runs, and the deploy package's API, import neither torch, transformers, ONNX
+    Runtime nor tokenizers (tests/integration/test_ml_commons.py runs the command itself)."""
+    code = ("import ner_os.cli.search, ner_os.cli.model, ner_os.client, ner_os.query, ner_os.store.ml, ner_os.deploy\n"
+            "from ner_os.client import NerOs\n"
+            "NerOs(embedding='cluster')\n")
+    assert set(heavy_modules_after(code)) <= {"opensearchpy"}
+    done = subprocess.run([sys.executable, "-c", code + "import sys; print('tokenizers' in sys.modules)"],
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -7,8 +7,10 @@ import pytest
 
 from ner_os.checks import MAX_DESCRIPTION_CHARS, check_description, check_vector
 from ner_os.errors import NerOsError
+from ner_os.query.model import BM25_WEIGHT
 from ner_os.query import (
     MENTION_MARGIN,
+    rrf_fuse,
     MultiSearchRequest,
     SearchRequest,
     TypeQuery,
@@ -164,7 +166,8 @@ def test_hybrid_is_top_level_with_no_filter_of_its_own():
     assert "filter" not in hybrid
     assert hybrid["pagination_depth"] == 100
     bm25, knn = hybrid["queries"]
-    assert bm25 == {"bool": {"must": [{"match": {"text": {"query": "dinosaur"}}}],
+    assert bm25 == {"bool": {"must": [{"match": {"text": {"query": "dinosaur", "analyzer": "stop",
+                                                          "minimum_should_match": "100%"}}}],
                              "filter": [{"bool": {"filter": [{"term": {"lang": "en"}}]}}]}}
     assert knn_specs(knn)[0]["filter"] == {"bool": {"filter": [{"term": {"lang": "en"}}]}}
     assert sum(1 for node in walk(body) if "hybrid" in node) == 1
@@ -177,8 +180,10 @@ def test_pagination_depth_stays_put_from_page_to_page():
 
 
 def test_bm25_leg_is_a_match_on_text():
-    body = bm25_search_body(TypeQuery("river in Africa"))
-    assert body["query"] == {"match": {"text": {"query": "river in Africa"}}}
+    body = bm25_search_body(TypeQuery("river in Africa", hybrid=True))
+    # stopwords out ("in" must not match every document), every other word required
+    assert body["query"] == {"match": {"text": {"query": "river in Africa", "analyzer": "stop",
+                                                "minimum_should_match": "100%"}}}
     assert body["size"] == 100
 
 
@@ -209,11 +214,11 @@ def test_bodies_are_json():
 
 
 def test_dsl_request_names_the_pipeline_for_server_hybrid():
-    text = dsl_request(VECTOR, TypeQuery("dinosaur"), index="ner-os", server_hybrid=True)
+    text = dsl_request(VECTOR, TypeQuery("dinosaur", hybrid=True), index="ner-os", server_hybrid=True)
     head, body = text.split("\n", 1)
     assert head == "GET ner-os/_search?search_pipeline=ner-os-rrf"
     assert "hybrid" in json.loads(body)["query"]
-    knn_only = dsl_request(VECTOR, TypeQuery("dinosaur"), index="ner-os", server_hybrid=False)
+    knn_only = dsl_request(VECTOR, TypeQuery("dinosaur", hybrid=True), index="ner-os", server_hybrid=False)
     assert knn_only.startswith("GET ner-os/_search\n")
     assert "nested" in json.loads(knn_only.split("\n", 1)[1])["query"]
 
@@ -309,7 +314,7 @@ def ranked(*pairs, took=1):
 
 
 def test_server_hybrid_ranks_ids_with_the_pipeline_then_fetches_the_page():
-    query = TypeQuery("dinosaur", size=2)
+    query = TypeQuery("dinosaur", size=2, hybrid=True)
     first = ranked(("b", 0.02), ("a", 0.03), ("c", 0.01))
     page = response(hit("a", 0.9, [inner_hit(1, 0.9)]), hit("b", 0.7, [inner_hit(0, 0.7)]))
     requests, results = drive(type_search_steps(VECTOR, query, index="i", server_hybrid=True), [first, page])
@@ -322,7 +327,7 @@ def test_server_hybrid_ranks_ids_with_the_pipeline_then_fetches_the_page():
 
 
 def test_documents_without_doc_id_are_ranked_again_by_stored_id():
-    query = TypeQuery("dinosaur", size=1)
+    query = TypeQuery("dinosaur", size=1, hybrid=True)
     no_ids = {"took": 1, "hits": {"hits": [{"_score": 0.5, "fields": {}}]}}
     with_ids = {"took": 1, "hits": {"hits": [{"_id": "x", "_score": 0.5}]}}
     page = response(hit("x", 0.8, [inner_hit(0, 0.8)]))
@@ -334,7 +339,7 @@ def test_documents_without_doc_id_are_ranked_again_by_stored_id():
 
 
 def test_client_hybrid_fuses_both_rankings_then_fetches_the_page():
-    query = TypeQuery("dinosaur", size=3)
+    query = TypeQuery("dinosaur", size=3, hybrid=True)
     knn = ranked(("a", 0.9), ("b", 0.8))
     bm25 = ranked(("c", 7.0), ("b", 5.0))
     page = response(hit("c", 0.6, [inner_hit(3, 0.6)]), hit("b", 0.8, [inner_hit(0, 0.8)]),
@@ -345,11 +350,22 @@ def test_client_hybrid_fuses_both_rankings_then_fetches_the_page():
     assert all(body["stored_fields"] == "_none_" for body in requests[0].bodies)
     assert results.ids == ["b", "a", "c"]
     assert results[2].mentions[0].position == 3 and results.mode == "hybrid-client"
-    assert results[0].score == pytest.approx(1 / 62 + 1 / 62)
+    assert results[0].score == pytest.approx(1 / 62 + BM25_WEIGHT / 62)
+
+
+def test_rrf_weights_scale_each_ranking():
+    assert rrf_fuse([["a"], ["b"]], weights=(1.0, 0.5)) == [("a", 1 / 61), ("b", 0.5 / 61)]
+    with pytest.raises(ValueError):
+        rrf_fuse([["a"], ["b"]], weights=(1.0,))
+
+
+def test_type_queries_default_to_knn_alone():
+    assert TypeQuery("dinosaur").hybrid is False and TypeQuery("dinosaur").mode == "knn"
+    assert TypeQuery("dinosaur", hybrid=True).mode == "hybrid"
 
 
 def test_an_empty_fused_page_sends_no_fetch():
-    requests, results = drive(type_search_steps(VECTOR, TypeQuery("x", offset=5), index="i", server_hybrid=True),
+    requests, results = drive(type_search_steps(VECTOR, TypeQuery("x", offset=5, hybrid=True), index="i", server_hybrid=True),
                               [ranked(("a", 0.1))])
     assert len(requests) == 1 and results.ids == []
 

@@ -164,7 +164,7 @@ def test_none_detector_finds_nothing_for_each_text():
 
 
 def test_unknown_detector_name_is_a_clear_error():
-    with pytest.raises(ConfigError, match="'spacy' or 'none'"):
+    with pytest.raises(ConfigError, match="choose one of union, encoder, spacy, given"):
         detector_from_name("regex")
 
 
