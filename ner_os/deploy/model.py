@@ -69,7 +69,10 @@ class TypeVectorPackage:
 
 
 def package_dir(settings, export_dir: Path, vectors: dict) -> Path:
-    key = hashlib.sha256(json.dumps({"format": FORMAT, "vectors": vectors}, sort_keys=True).encode()).hexdigest()[:10]
+    # the export's creation time is part of the key: a re-exported graph (same name, new bytes) gets a new package
+    export_made = read_manifest(export_dir).get("created")
+    key = hashlib.sha256(json.dumps({"format": FORMAT, "vectors": vectors, "export": export_made},
+                                    sort_keys=True).encode()).hexdigest()[:10]
     return Path(settings.cache_dir) / "deploy" / f"{export_dir.name}-{key}"
 
 
