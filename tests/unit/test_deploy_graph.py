@@ -135,9 +135,9 @@ def test_package_is_one_graph_and_a_tokenizer_and_the_same_bytes_each_build(tmp_
     head.save(tmp_path / "head")
     embedder, directory = tiny_embedder("gemma3_text", tmp_path_factory, head)
     profile, _ = tiny_export("gemma3_text", tmp_path_factory)
+    # a cache of its own, so that the first call builds (a package cached by an earlier test is not this one's)
     settings = Settings.resolve(profile="custom", model=profile.model, layer=LAYER, head=str(tmp_path / "head"),
-                                cache_dir=str(tmp_path_factory.getbasetemp()))
-    # the export the settings name is the one the embedder reads
+                                cache_dir=str(tmp_path / "cache"))
     first = ensure_package(settings, embedder)
     again = ensure_package(settings, embedder, force=True)
     assert first.sha256 == again.sha256 and first.directory == again.directory
