@@ -15,7 +15,6 @@ import functools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -26,14 +25,12 @@ from ner_os.checks import check_description, check_vector
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, NerOsError
 from ner_os.fields import VECTOR_FIELD
-from ner_os.head import ProjectionHead, shipped_head_path
 from ner_os.mentions.cache import cached_type_vector, type_vector_cache
 from ner_os.mentions.embedder import MentionEmbedder, vectors_identity
-from ner_os.profiles import resolve_profile
 from ner_os.store import ml, removal, schema, types_index
 from ner_os.store import search as store
 from ner_os.store.connection import client_from_settings, has_neural_search
-from ner_os.training import DataPlan, TrainConfig, TrainResult, train_on_fewnerd
+from ner_os.client.dimension import head_output_dimension
 
 log = logging.getLogger(__name__)
 
@@ -320,33 +317,6 @@ class NerOs:
         self.close()
 
 
-@functools.lru_cache(maxsize=4)
-def _shared(settings: Settings) -> NerOs:
-    return NerOs(settings)
-
-
-def shared_client(**flags: Any) -> NerOs:
-    """One ``NerOs`` per distinct settings, kept for the process (what :func:`ner_os.search_type` uses)."""
-    return _shared(Settings.resolve(**flags))
-
-
-def search_type(description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
-                hybrid: bool = False, filters: Mapping[str, Any] | None = None, offset: int = 0,
-                min_score: float | None = None, mentions_per_hit: int = 3,
-                mention_margin: float | None = q.MENTION_MARGIN, embedding: str | None = None,
-                **settings: Any) -> q.TypeResults:
-    """Documents that mention an entity of the described type, best first.
-
-    ``settings`` are :class:`ner_os.config.Settings` fields (``opensearch_url``, ``profile``,
-    ``head``…). The client behind it (connection, encoder, head, cached type vectors) is built once
-    per distinct settings and reused; hold a :class:`NerOs` yourself for more control. ``embedding``:
-    ``cluster`` | ``local`` | ``auto`` (the default: the cluster when the index's model is deployed).
-    """
-    return shared_client(**settings).search_type(
-        description, index=index, size=size, k=k, hybrid=hybrid, filters=filters, offset=offset,
-        min_score=min_score, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin, embedding=embedding)
-
-
 def check_embedding(embedding: str) -> str:
     if embedding not in EMBEDDINGS:
         raise NerOsError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
@@ -361,38 +331,3 @@ class InstalledTemplates:
     names: schema.TemplateNames
     search_template: str | None = None
     search_template_error: str | None = None
-
-
-def head_output_dimension(settings: Settings) -> int:
-    """The head's output size: the --head directory, else the head shipped for the profile, else the
-    profile's raw value size (no head)."""
-    if settings.head and settings.head.lower() != "none":
-        return ProjectionHead.load(settings.head).out_dim
-    shipped = shipped_head_path(settings.profile) if not settings.head else None
-    if shipped is not None:
-        return ProjectionHead.load(shipped).out_dim
-    profile = resolve_profile(settings.profile)
-    if profile.d_v is None:
-        raise NerOsError(f"profile {profile.name} does not state its vector size; pass --dimension")
-    return profile.d_v
-
-
-@dataclass(frozen=True)
-class TrainedHead:
-    """A head :func:`train_head` trained and saved: the training result and the head's directory."""
-
-    result: TrainResult
-    path: str
-
-
-def train_head(settings: Settings, data_dir: str | Path, *, out: str | Path | None = None,
-               config: TrainConfig | None = None, plan: DataPlan | None = None,
-               hold_out_dev: bool = False) -> TrainedHead:
-    """Train a projection head on Few-NERD (:func:`ner_os.training.train_on_fewnerd`) and save it to
-    ``out`` (default ``<data dir>/heads/<profile>-L<layer>``)."""
-    result = train_on_fewnerd(settings, data_dir, config or TrainConfig(), hold_out_dev=hold_out_dev,
-                              plan=plan or DataPlan())
-    layer = result.head.encoder["layer"]
-    target = str(out) if out else str(settings.data_path / "heads" / f"{settings.profile}-L{layer}")
-    result.head.save(target)
-    return TrainedHead(result, target)
