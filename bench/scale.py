@@ -1,0 +1,253 @@
+"""The scale curve: type queries on 100k, 300k and 1M **distinct** mention vectors.
+
+What the index holds. The real part: every gold and detected (spaCy) span of the 14,006 Few-NERD
+INTER test sentences, encoded by the real pipeline (bench/head.py's cached pass, layer of the
+shipped head) and projected by the shipped head, duplicates removed (a detected span that ends where
+a gold one ends has the same value vector). The rest is generated, sentence by sentence: a real
+sentence's text and spans again, each vector replaced by ``unit(v + noise)``, the noise Gaussian with
+the per-dimension standard deviation of the real gold vectors around their type's centroid (the
+within-type spread), so a generated mention sits about as far from its source as the type's own
+mentions sit from their centroid. No vector repeats (checked). ``generated_statistics`` records how
+close the generated rows stay to the real ones.
+
+Measured at each size (the index grows; after each step it is force-merged to one segment):
+
+- ``knn_p50_ms`` / ``knn_p99_ms``: ``NerOs.search_vector`` (k-NN, the default ranking) with type
+  vectors computed beforehand: the OpenSearch part alone;
+- ``default_p50_ms`` / ``default_p99_ms``: ``NerOs.search_type`` end to end with a description never
+  seen before each time (both type-vector caches bypassed), the default mode;
+- ``recall_at_10``: the share of the exact top 10 documents (numpy, a document's score is its best
+  mention's cosine) that HNSW returns in its top 10, over the query vectors;
+- ``build_s``: bulk indexing plus force merge of the step, and ``build_total_s`` up to this size;
+- ``heap_mb`` / ``disk_mb``: the node's JVM heap in use and the index's store size, each also per
+  million mentions.
+
+    python bench/scale.py --url http://127.0.0.1:9200                      # 100k, 300k, 1M
+    python bench/scale.py --url http://127.0.0.1:9200 --sizes 20000,50000   # a quick look
+    python bench/scale.py --url ... --encoder sq                            # lucene scalar quantisation
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import FEWNERD, RESULTS, command, machine, utc_now, write_json
+from head import test_vectors
+from query_cold import HEADS, MODIFIERS
+from ner_os.client import NerOs
+from ner_os.config import Settings
+from ner_os.head import ProjectionHead, shipped_head_path
+from ner_os.query import TypeQuery
+from ner_os.store import bulk, schema
+
+OUT = RESULTS / "scale.json"
+BULK_CHUNK = 200
+
+
+class RealMentions:
+    """The real pipeline's unit mention vectors of the test sentences, grouped by sentence."""
+
+    def __init__(self, settings: Settings, data: Path):
+        head = ProjectionHead.load(shipped_head_path(settings.profile))
+        layer = head.encoder["layer"]
+        gold, _, both, mentions, _ = test_vectors(settings, data, [layer], "spacy")
+        vectors = head.project(mentions.vectors[layer], "mention").astype(np.float32)
+        _, first = np.unique(vectors.round(6), axis=0, return_index=True)
+        keep = np.sort(first)
+        self.texts = [t.text for t in both]
+        self.vectors, self.sentence_ids = vectors[keep], mentions.sentence_ids[keep]
+        self.starts, self.ends, labels = mentions.starts[keep], mentions.ends[keep], mentions.labels[keep]
+        self.spread = within_type_spread(self.vectors, labels)
+        self.by_sentence = np.split(np.arange(len(keep)), np.flatnonzero(np.diff(self.sentence_ids)) + 1)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+def within_type_spread(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-dimension standard deviation of labelled vectors around their own type's centroid."""
+    labelled = labels >= 0
+    types, of_type = np.unique(labels[labelled], return_inverse=True)
+    centroids = np.stack([vectors[labels == t].mean(0) for t in types])
+    return (vectors[labelled] - centroids[of_type]).std(axis=0)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def documents(real: RealMentions, rng: np.random.Generator):
+    """(doc id, text, mention rows) forever: the real sentences once, then generated copies of them."""
+    for copy in itertools.count():
+        for number, rows in enumerate(real.by_sentence):
+            vectors = real.vectors[rows]
+            if copy:
+                vectors = unit(vectors + rng.standard_normal(vectors.shape, dtype=np.float32) * real.spread)
+            text = real.texts[real.sentence_ids[rows[0]]]
+            mentions = [{"start": int(s), "end": int(e), "surface": text[s:e], "vector": v}
+                        for s, e, v in zip(real.starts[rows], real.ends[rows], vectors)]
+            yield f"{number}-{copy}", text, copy, mentions
+
+
+class GrowingIndex:
+    """The bench's index, grown to each size in turn, with every stored vector kept for exact search."""
+
+    def __init__(self, ner: NerOs, name: str, real: RealMentions, encoder: str | None, seed: int):
+        self.ner, self.name, self.client = ner, name, ner.opensearch
+        self.stream = documents(real, np.random.default_rng(seed))
+        self.vectors, self.doc_of, self.doc_ids = [], [], []
+        self.mentions, self.build_total_s = 0, 0.0
+        dim = real.vectors.shape[1]
+        self.client.indices.delete(index=name, ignore_unavailable=True)
+        body = schema.index_body(name, dim)
+        if encoder:
+            body["mappings"]["properties"]["mentions"]["properties"]["vector"]["method"]["parameters"]["encoder"] = \
+                {"name": encoder}
+        body["mappings"].setdefault("_meta", {})[schema.VECTORS_META] = dict(ner.encoder_identity())
+        self.client.indices.create(index=name, body=body)
+        self.client.indices.put_settings(index=name, body={"index": {"refresh_interval": "-1"}})
+
+    def grow_to(self, size: int) -> dict:
+        started = time.perf_counter()
+        result = bulk.bulk_index(self.client, self._actions(size), chunk_size=BULK_CHUNK)
+        if result.failures:
+            raise SystemExit(f"{len(result.failures)} documents failed, first: {result.failures[0]}")
+        bulk_s = time.perf_counter() - started
+        self.client.indices.refresh(index=self.name)
+        self.client.indices.forcemerge(index=self.name, max_num_segments=1, request_timeout=7200)
+        self.client.indices.refresh(index=self.name)
+        build_s = time.perf_counter() - started
+        self.build_total_s += build_s
+        return {"bulk_s": round(bulk_s, 1), "build_s": round(build_s, 1), "build_total_s": round(self.build_total_s, 1)}
+
+    def _actions(self, size: int):
+        while self.mentions < size:
+            doc_id, text, copy, mentions = next(self.stream)
+            for mention in mentions:
+                self.vectors.append(mention["vector"])
+                self.doc_of.append(len(self.doc_ids))
+                mention["vector"] = mention["vector"].tolist()
+            self.doc_ids.append(doc_id)
+            self.mentions += len(mentions)
+            yield {"_index": self.name, "_id": doc_id,
+                   "_source": {"doc_id": doc_id, "text": text, "metadata": {"copy": copy}, "mentions": mentions}}
+
+    def exact_top(self, queries: np.ndarray, top: int = 10) -> list[set[str]]:
+        """Each query's exact top documents (best mention's cosine), by numpy over every stored vector."""
+        matrix, owners = np.stack(self.vectors), np.asarray(self.doc_of)
+        order = np.argsort(owners, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(owners[order]) != 0])
+        best = np.maximum.reduceat(unit(queries) @ matrix[order].T, starts, axis=1)
+        return [{self.doc_ids[owners[order][starts[i]]] for i in np.argsort(-row)[:top]} for row in best]
+
+    def memory(self) -> dict:
+        nodes = self.client.nodes.stats(metric="jvm")["nodes"].values()
+        heap = sum(node["jvm"]["mem"]["heap_used_in_bytes"] for node in nodes) / 2**20
+        store = self.client.indices.stats(index=self.name)["indices"][self.name]["primaries"]["store"]
+        per_million = 1e6 / self.mentions
+        return {"heap_mb": round(heap, 1), "disk_mb": round(store["size_in_bytes"] / 2**20, 1),
+                "heap_mb_per_million": round(heap * per_million, 1),
+                "disk_mb_per_million": round(store["size_in_bytes"] / 2**20 * per_million, 1)}
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    return round(float(np.percentile(samples_ms, 50)), 2), round(float(np.percentile(samples_ms, 99)), 2)
+
+
+def measure(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray], fresh_descriptions, queries: int,
+            warmup: int = 20):
+    for description, vector in itertools.islice(type_vectors.items(), warmup):
+        ner.search_vector(vector, TypeQuery(description), index=index.name)
+        ner.search_type(next(fresh_descriptions), index=index.name)
+    knn_ms, returned = [], {}
+    for description, vector in itertools.islice(itertools.cycle(type_vectors.items()), max(queries, len(type_vectors))):
+        started = time.perf_counter()
+        results = ner.search_vector(vector, TypeQuery(description), index=index.name)
+        knn_ms.append((time.perf_counter() - started) * 1000)
+        returned[description] = set(results.ids)
+    default_ms = []
+    for description in itertools.islice(fresh_descriptions, queries):
+        ner.clear_type_vectors()
+        started = time.perf_counter()
+        ner.search_type(description, index=index.name)
+        default_ms.append((time.perf_counter() - started) * 1000)
+    exact = index.exact_top(np.stack(list(type_vectors.values())))
+    recall = np.mean([len(returned[d] & want) / len(want) for d, want in zip(type_vectors, exact)])
+    (knn_p50, knn_p99), (default_p50, default_p99) = percentiles(knn_ms), percentiles(default_ms)
+    return {"knn_p50_ms": knn_p50, "knn_p99_ms": knn_p99, "default_p50_ms": default_p50,
+            "default_p99_ms": default_p99, "recall_at_10": round(float(recall), 4)}
+
+
+def generated_statistics(real: RealMentions, rng: np.random.Generator, sample: int = 2000) -> dict:
+    """How close generated rows stay to real ones: cosine to their source, and to the nearest real row."""
+    rows = rng.choice(len(real), size=min(sample, len(real)), replace=False)
+    source = real.vectors[rows]
+    made = unit(source + rng.standard_normal(source.shape, dtype=np.float32) * real.spread)
+    nearest_other = np.sort(source @ real.vectors.T, axis=1)[:, -2]
+    return {"cosine_to_source_mean": round(float((made * source).sum(1).mean()), 4),
+            "cosine_to_nearest_real_mean": round(float((made @ real.vectors.T).max(1).mean()), 4),
+            "real_cosine_to_nearest_other_real_mean": round(float(nearest_other.mean()), 4),
+            "spread_rms": round(float(np.sqrt((real.spread ** 2).sum())), 4)}
+
+
+def fresh_descriptions():
+    """Descriptions never asked before in this process: HEADS x MODIFIERS, then numbered ones."""
+    for modifier, head in itertools.product(MODIFIERS, HEADS):
+        yield f"{modifier} {head}".strip()
+    for number in itertools.count():
+        yield f"{HEADS[number % len(HEADS)]} number {number}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="OpenSearch URL [default: NER_OS_OPENSEARCH_URL, else the local node]")
+    parser.add_argument("--index", default="nerosbench-scale")
+    parser.add_argument("--data", type=Path, default=FEWNERD)
+    parser.add_argument("--sizes", default="100000,300000,1000000", help="mention counts, ascending")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries per mode and size")
+    parser.add_argument("--encoder", choices=["sq"], help="lucene scalar quantisation of the stored vectors")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--keep", action="store_true", help="leave the index for a look afterwards")
+    args = parser.parse_args()
+
+    started, load_before = time.perf_counter(), os.getloadavg()
+    settings = Settings.resolve(opensearch_url=args.url)
+    ner = NerOs(settings, embedding="local")
+    real = RealMentions(settings, args.data)
+    print(f"{len(real)} distinct real mentions in {len(real.by_sentence)} sentences", flush=True)
+    descriptions = list(dict.fromkeys(json.loads((args.data / "type_names.json").read_text()).values()))
+    type_vectors = {d: ner.type_vector(d) for d in descriptions}
+    index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
+    fresh = fresh_descriptions()
+    scale = []
+    for size in sorted(int(s) for s in args.sizes.split(",")):
+        built = index.grow_to(size)
+        row = {"mentions": index.mentions, "documents": len(index.doc_ids), "distinct": True,
+               "real_mentions": min(len(real), index.mentions), **built, **index.memory(),
+               **measure(ner, index, type_vectors, fresh, args.queries), "load_average": os.getloadavg()}
+        print(row, flush=True)
+        scale.append(row)
+    matrix = np.stack(index.vectors)
+    distinct = len(np.unique(matrix.round(6), axis=0)) == len(matrix)
+    if not args.keep:
+        ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
+    write_json(args.out, {
+        "scale": scale, "distinct_checked": bool(distinct), "encoder": args.encoder or "none (float32)",
+        "real_mentions": len(real), "generated_statistics": generated_statistics(real, np.random.default_rng(1)),
+        "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
+        "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
+        "seconds": round(time.perf_counter() - started, 1)})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
