@@ -11,11 +11,8 @@ vectors (cosine >= PARITY_MIN_COS on PROBES); otherwise the build stops and says
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +20,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ner_os.atomic import replacing_directory
 from ner_os.checks import check_description
 from ner_os.deploy.graph import OUTPUT, build_type_vector_graph
 from ner_os.deploy.tokenizer import FILE as TOKENIZER_FILE
 from ner_os.deploy.tokenizer import write_description_tokenizer
-from ner_os.digest import file_sha256
-from ner_os.encoder.export import ensure_export, read_manifest
+from ner_os.digest import digest, file_sha256
+from ner_os.encoder.export import content_digests, ensure_export, read_manifest
 from ner_os.errors import ConfigError
 from ner_os.mentions.embedder import MentionEmbedder
 from ner_os.profiles import resolve_profile
@@ -69,10 +67,9 @@ class TypeVectorPackage:
 
 
 def package_dir(settings, export_dir: Path, vectors: dict) -> Path:
-    # the export's creation time is part of the key: a re-exported graph (same name, new bytes) gets a new package
-    export_made = read_manifest(export_dir).get("created")
-    key = hashlib.sha256(json.dumps({"format": FORMAT, "vectors": vectors, "export": export_made},
-                                    sort_keys=True).encode()).hexdigest()[:10]
+    # keyed by what the package is made of: the export's bytes (graph, tokenizer), not when it was made, so that
+    # a re-export giving the same bytes reuses the package (and the model) and one giving other bytes does not
+    key = digest({"format": FORMAT, "vectors": vectors, "export": content_digests(export_dir)})[:10]
     return Path(settings.cache_dir) / "deploy" / f"{export_dir.name}-{key}"
 
 
@@ -93,9 +90,7 @@ def ensure_package(settings, embedder: MentionEmbedder | None = None, force: boo
 
 def build_package(export_dir: Path, embedder: MentionEmbedder, directory: Path) -> TypeVectorPackage:
     """Build graph, tokenizer and zip in a scratch folder, check parity, then move it to ``directory``."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    with replacing_directory(directory) as scratch:
         export = read_manifest(export_dir)
         graph = build_type_vector_graph(export_dir, embedder.head, scratch / GRAPH_FILE, export["graph"])
         tokenizer = write_description_tokenizer(export_dir, embedder.encoder.start_token_id, scratch / TOKENIZER_FILE)
@@ -112,11 +107,6 @@ def build_package(export_dir: Path, embedder: MentionEmbedder, directory: Path) 
                     "parity_min_cos": float(min(cosines)),
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         (scratch / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(scratch, directory)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return _package(directory, manifest)
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ner_os.atomic import replacing_directory
+from ner_os.digest import file_sha256
 from ner_os.encoder.calibration import CALIBRATION_TEXTS
 from ner_os.encoder.tokens import start_token_id
 from ner_os.encoder.weights import load_model, weights_location
@@ -30,6 +30,7 @@ DTYPES = ("fp32", "fp16", "int8")
 OPSET = 18
 GRAPH = "model.onnx"
 MANIFEST = "manifest.json"
+TOKENIZER_JSON = "tokenizer.json"
 MANIFEST_FORMAT = 1
 OUTPUT = "value_vectors"
 
@@ -51,6 +52,17 @@ def read_manifest(directory: str | Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
+
+
+def content_digests(directory: str | Path) -> dict[str, str]:
+    """The sha256 of the export's graph and tokenizer.json, by file name: what its bytes are, whenever it
+    was made (recorded in the manifest at export time; computed for an export made before that)."""
+    manifest = read_manifest(directory)
+    return manifest.get("content") or _file_digests(Path(directory), (manifest.get("graph", GRAPH), TOKENIZER_JSON))
+
+
+def _file_digests(directory: Path, names) -> dict[str, str]:
+    return {name: file_sha256(directory / name) for name in names if (directory / name).is_file()}
 
 
 def check_manifest(manifest: dict, directory: str | Path, profile: Profile, dtype: str, identity: dict | None) -> None:
@@ -100,9 +112,7 @@ def export_profile(profile: Profile, dtype: str = "fp32", cache_dir: str | Path 
     _check_dtype(dtype)
     _, identity = weights_location(profile, cache_dir)
     directory = Path(out) if out is not None else default_export_dir(profile, dtype, cache_dir, identity)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    with replacing_directory(directory) as scratch:
         loaded = load_model(profile, cache_dir, dtype="fp16" if dtype == "fp16" else "fp32")
         if dtype == "int8":
             d_v = export_int8_graph(loaded, profile.layer, scratch / GRAPH, opset=opset)
@@ -111,13 +121,9 @@ def export_profile(profile: Profile, dtype: str = "fp32", cache_dir: str | Path 
         loaded.tokenizer.save_pretrained(scratch)
         manifest = _manifest(profile, loaded, d_v, dtype, opset)
         manifest["external_data"] = (scratch / (GRAPH + "_data")).exists()
+        manifest["content"] = _file_digests(scratch, (GRAPH, TOKENIZER_JSON))
         manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(scratch, directory)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return directory
 
 

@@ -12,13 +12,11 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ner_os.atomic import replacing_directory
 from ner_os.errors import ConfigError
 from ner_os.profiles import GGUF_PACKAGE, Profile, is_local
 
@@ -112,9 +110,7 @@ def _gguf_in_package(profile: Profile):
 def _convert_gguf(gguf_path_maker, target: Path, cache_dir: Path, identity: dict) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
-    try:
+    with replacing_directory(target, prefix=".converting-", built="converted") as scratch:
         gguf_path = Path(gguf_path_maker(scratch))
         model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
@@ -127,11 +123,6 @@ def _convert_gguf(gguf_path_maker, target: Path, cache_dir: Path, identity: dict
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         (out / SOURCE_FILE).write_text(json.dumps(identity, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(out, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def as_sentencepiece_bpe(tokenizer) -> None:

@@ -23,10 +23,13 @@ over when the input changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import logging
 import os
 import queue
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -53,23 +56,44 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 4  # batches waiting between two stages
 
 
-def load(
-    source: str | os.PathLike,
-    settings: Settings | None = None,
-    *,
-    dry_run: bool = False,
-    shard: tuple[int, int] = (0, 1),
-    resume: bool = True,
-    rejects: str | os.PathLike | None = None,
-    max_line_bytes: int = MAX_LINE_BYTES,
-    progress: bool | None = None,
-    embedder=None,
-    detector=None,
-    client=None,
-    tagger: Tagger | None = None,
-    replace_index: bool = False,
-    **flags: Any,
-) -> LoadSummary:
+@dataclass(frozen=True)
+class LoadOptions:
+    """The keyword options :func:`load` and :func:`load_records` share (documented at :func:`load`);
+    any other keyword either takes is a settings flag."""
+
+    dry_run: bool = False
+    shard: tuple[int, int] = (0, 1)
+    resume: bool = True
+    rejects: str | os.PathLike | None = None
+    progress: bool | None = None
+    embedder: Any = None
+    detector: Any = None
+    client: Any = None
+    tagger: Tagger | None = None
+    replace_index: bool = False
+
+    @classmethod
+    def split(cls, keywords: dict[str, Any]) -> tuple[LoadOptions, dict[str, Any]]:
+        """(the options among ``keywords``, the settings flags: the rest)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return (cls(**{key: value for key, value in keywords.items() if key in names}),
+                {key: value for key, value in keywords.items() if key not in names})
+
+
+def _takes_load_options(function):
+    """``function``'s signature (help(), editors) with LoadOptions' fields as keyword-only parameters before its
+    ``**flags``: one list of the shared options, written once."""
+    signature = inspect.signature(function)
+    *own, flags = signature.parameters.values()
+    shared = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=field.type)
+              for field in dataclasses.fields(LoadOptions)]
+    function.__signature__ = signature.replace(parameters=[*own, *shared, flags])
+    return function
+
+
+@_takes_load_options
+def load(source: str | os.PathLike, settings: Settings | None = None, *, max_line_bytes: int = MAX_LINE_BYTES,
+         **flags: Any) -> LoadSummary:
     """Load a JSONL corpus (a path, or ``-`` for stdin; gzip or plain) into the settings' index.
 
     ``settings`` (or ``Settings.resolve(**flags)``; flags also override given settings) picks the
@@ -88,29 +112,12 @@ def load(
     if not isinstance(source, (str, os.PathLike)):
         raise NerOsError(f"load() takes the path of a JSONL file (or '-' for stdin), not a {type(source).__name__}; "
                          "to load records held in memory (dicts), use ner_os.load_records(records)")
-    return _load(FileSource(source), settings, flags, dry_run=dry_run, shard=shard, resume=resume,
-                 rejects=rejects, max_line_bytes=max_line_bytes, limit_name="max_line_bytes", progress=progress,
-                 embedder=embedder, detector=detector, client=client, tagger=tagger, replace_index=replace_index)
+    return _load(FileSource(source), settings, *LoadOptions.split(flags), max_line_bytes, "max_line_bytes")
 
 
-def load_records(
-    records: Iterable[dict],
-    settings: Settings | None = None,
-    *,
-    name: str = "records",
-    dry_run: bool = False,
-    shard: tuple[int, int] = (0, 1),
-    resume: bool = True,
-    rejects: str | os.PathLike | None = None,
-    max_record_bytes: int = MAX_LINE_BYTES,
-    progress: bool | None = None,
-    embedder=None,
-    detector=None,
-    client=None,
-    tagger: Tagger | None = None,
-    replace_index: bool = False,
-    **flags: Any,
-) -> LoadSummary:
+@_takes_load_options
+def load_records(records: Iterable[dict], settings: Settings | None = None, *, name: str = "records",
+                 max_record_bytes: int = MAX_LINE_BYTES, **flags: Any) -> LoadSummary:
     """Load records held in memory, any iterable of dicts, each one what a line of a JSONL corpus
     holds (``text``, optional ``id`` and ``mentions``, other fields kept as metadata): the same
     pipeline, checks, ids and summary as :func:`load`, whose options these are.
@@ -140,27 +147,26 @@ def load_records(
         raise NerOsError(f"load_records() takes an iterable of dicts, got {type(records).__name__}") from None
     if not isinstance(name, str) or not name.strip():
         raise NerOsError(f"load_records(name=...) must be a non-empty string, got {name!r}")
-    return _load(RecordSource(records, name), settings, flags, dry_run=dry_run, shard=shard, resume=resume,
-                 rejects=rejects, max_line_bytes=max_record_bytes, limit_name="max_record_bytes",
-                 progress=progress, embedder=embedder, detector=detector, client=client, tagger=tagger,
-                 replace_index=replace_index)
+    return _load(RecordSource(records, name), settings, *LoadOptions.split(flags), max_record_bytes,
+                 "max_record_bytes")
 
 
-def _load(source: FileSource | RecordSource, settings: Settings | None, flags: dict[str, Any], *, dry_run, shard,
-          resume, rejects, max_line_bytes, limit_name, progress, embedder, detector, client, tagger,
-          replace_index) -> LoadSummary:
+def _load(source: FileSource | RecordSource, settings: Settings | None, options: LoadOptions, flags: dict[str, Any],
+          max_line_bytes: int, limit_name: str) -> LoadSummary:
     """The one pipeline behind :func:`load` and :func:`load_records`."""
+    dry_run, shard, replace_index = options.dry_run, options.shard, options.replace_index
+    embedder, detector, tagger = options.embedder, options.detector, options.tagger
     settings = Settings.resolve(**flags) if settings is None else settings.replace(**flags)
     _check_options(shard, settings, max_line_bytes, limit_name)
     source.check()  # before any model loads, any cluster is reached and any index is made
     if replace_index and (dry_run or shard[1] > 1):
         raise ConfigError("--replace-index deletes the index: not with --dry-run, and not per --shard "
                           "(replace it once, then start the shards)")
-    rejects_path = Path(rejects) if rejects is not None else source.default_rejects(shard)
+    rejects_path = Path(options.rejects) if options.rejects is not None else source.default_rejects(shard)
     if source.overwritten_by(rejects_path):
         raise ConfigError(f"the reject file {rejects_path} would overwrite the input: choose another --rejects")
     started = time.perf_counter()
-    target = None if dry_run else ClusterTarget.connect(settings, client)
+    target = None if dry_run else ClusterTarget.connect(settings, options.client)
     embedder = MentionEmbedder.from_settings(settings) if embedder is None else embedder
     getattr(getattr(embedder, "encoder", None), "start", lambda: None)()  # the model loads beside the detector
     detector = default_detector(settings, getattr(embedder, "encoder", None)) if detector is None else detector
@@ -178,13 +184,13 @@ def _load(source: FileSource | RecordSource, settings: Settings | None, flags: d
     summary = LoadSummary(source=source.name, index=None if dry_run else settings.index, dry_run=dry_run,
                           rejects_path=str(rejects_path), unit=source.unit)
     with contextlib.ExitStack() as opened:
-        stream, mark = _open_at_checkpoint(source, checkpoint if resume else None, opened)
+        stream, mark = _open_at_checkpoint(source, checkpoint if options.resume else None, opened)
         summary.resumed_after_line = mark.line
         run = LoadRun(settings, summary, mark, RejectLog(rejects_path, keep_through_line=mark.line, unit=source.unit),
                       checkpoint, embedder, detector, target, tagger, shard, max_line_bytes)
         summary.setup_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        run.execute(stream, Progress(source.size(), progress, mark))
+        run.execute(stream, Progress(source.size(), options.progress, mark))
         broken = getattr(stream, "broken", None)
     summary.wall_seconds = time.perf_counter() - started
     if broken:

@@ -5,7 +5,8 @@ always the caller's (the head's output size), never a constant in a file. All ob
 after the index (``settings.index``): component templates ``<index>-document`` and
 ``<index>-mentions``, the index template ``<index>`` for ``<index>`` and ``<index>-*``, and, when the
 neural-search plugin is present, the search pipelines ``<index>-minmax`` and ``<index>-rrf`` for the
-server-side ``hybrid`` query.
+server-side ``hybrid`` query; rewritten, they keep the ``neural_query_enricher`` of a model that
+``ner-os model deploy`` recorded on the index (:mod:`ner_os.store.ml`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from opensearchpy import exceptions as os_errors
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, ConfigError
 from ner_os.resources import templates_dir
+from ner_os.store import ml
 from ner_os.store.connection import call, has_neural_search, ignore_missing, reason, require_knn
 
 COMPONENT_SUFFIXES = ("document", "mentions")
@@ -131,7 +133,16 @@ def install_templates(client: OpenSearch, settings: Settings, dim: int, **params
             call(f"installing search pipeline {name}", client.transport.perform_request,
                  "PUT", f"/_search/pipeline/{name}", body=body)
             pipelines[kind] = name
+        _keep_default_model(client, index, tuple(pipelines.values()))
     return TemplateNames(index_template=index, component_templates=components, search_pipelines=pipelines)
+
+
+def _keep_default_model(client: OpenSearch, index: str, hybrid_pipelines: tuple[str, ...]) -> None:
+    """The hybrid pipelines just rewritten get back the ``neural_query_enricher`` of the model that
+    ``ner-os model deploy`` recorded on the index (``_meta.ner_os_model``), as deploying set them."""
+    recorded = ml.index_model(client, index)
+    if recorded and recorded.get("model_id"):
+        ml.set_default_model(client, index, recorded["model_id"], hybrid_pipelines)
 
 
 def remove_templates(client: OpenSearch, index: str, extra_pipelines: tuple[str, ...] = ()) -> list[str]:

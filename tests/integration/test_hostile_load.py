@@ -21,13 +21,11 @@ from ner_os.loader.batches import WINDOW_BUDGETS
 from ner_os.loader.writer import BulkWriter
 from ner_os.mentions.embedder import MentionEmbedder
 from ner_os.spans import NoDetector
+from tiny_load import tiny_embedder, tiny_lines
 
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-
-WORDS = "Ada Lovelace met Charles Babbage in London while the Nile flows north through Egypt".split()
-
 
 class CountingEmbedder(MentionEmbedder):
     """The tiny model's embedder, noting every text it encodes (shared by the loader's copies of it)."""
@@ -43,19 +41,11 @@ class CountingEmbedder(MentionEmbedder):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
-
-    return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
+    return tiny_embedder(tmp_path_factory)
 
 
 def corpus(count: int) -> list[str]:
-    lines = []
-    for i in range(count):
-        text = " ".join(WORDS[: 2 + i % (len(WORDS) - 2)]) + f" {i}"
-        last = text.rindex(" ")
-        lines.append(json.dumps({"id": f"doc-{i}", "text": text,
-                                 "mentions": [{"start": 0, "end": 3}, {"start": last + 1, "end": len(text)}]}))
-    return lines
+    return tiny_lines(count)
 
 
 def settings_for(url, index, data_dir, **options) -> Settings:

@@ -188,6 +188,43 @@ def test_deploy_is_idempotent_and_recorded_on_the_index(tiny):
     assert NerOs(tiny.settings, opensearch=tiny.client).cluster_model() == again.model_id  # auto -> cluster
 
 
+
+def test_a_rebuilt_package_is_the_same_model(tiny):
+    """The package rebuilt from scratch gives the same bytes, so the same ML Commons model is reused."""
+    again = deploy_type_model(tiny.settings, client=tiny.client, embedder=tiny.embedder, force_build=True)
+    assert (again.model_id, again.content_hash, again.reused) == (tiny.deployed.model_id, tiny.deployed.content_hash, True)
+
+
+def test_installing_the_templates_again_keeps_the_deployed_model_the_default(tiny):
+    ner = NerOs(tiny.settings, opensearch=tiny.client, embedder=tiny.embedder)
+    ner.install_templates(tiny.embedder.dim)  # as `ner-os templates install` does
+    pipelines = [schema.pipeline_name(tiny.settings.index, kind) for kind in schema.PIPELINE_KINDS]
+    for name in pipelines:
+        body = tiny.client.transport.perform_request("GET", f"/_search/pipeline/{name}")[name]
+        enrichers = [p[ml.ENRICHER] for p in body.get("request_processors", []) if ml.ENRICHER in p]
+        assert [e["default_model_id"] for e in enrichers] == [tiny.deployed.model_id], (name, body)
+        assert body.get("phase_results_processors"), name  # the hybrid pipeline itself is still there
+    settings = schema.index_settings(tiny.client, tiny.settings.index)
+    assert settings["index.search.default_pipeline"] == ml.neural_pipeline(tiny.settings.index)
+    results = tiny.ner("cluster").search_type("Paris", size=3, hybrid=True)  # words embedded by the enricher
+    assert results.mode == "hybrid-server" and results.hits[0].id == "doc-0"
+
+
+def test_register_type_embeds_the_description_in_the_cluster(tiny):
+    from ner_os.store import types_index
+
+    ner = NerOs(tiny.settings, opensearch=tiny.client)  # no embedder given: one would load only if needed
+    try:
+        ner.register_type("river in Africa", name="ml-river", min_score=0.5)
+        assert ner._embedder is None  # embedded by ML Commons, no model loaded here
+        stored = types_index.get_type(tiny.client, tiny.settings.index, "ml-river")
+        local = tiny.ner("local").type_vector("river in Africa")
+        vector = np.asarray(stored.vector, dtype=np.float32)
+        assert float(vector @ local / np.linalg.norm(vector) / np.linalg.norm(local)) >= 0.9999
+        assert stored.encoder == tiny.embedder.identity()
+    finally:
+        types_index.unregister(tiny.client, tiny.settings.index, "ml-river")
+
 def test_hybrid_with_words_on_the_server_keeps_the_mentions(tiny):
     ner = tiny.ner("cluster")
     results = ner.search_type("Paris", size=3, hybrid=True)

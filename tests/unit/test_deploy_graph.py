@@ -19,6 +19,7 @@ from ner_os.deploy.graph import IR_VERSION, MAX_OPSET, OUTPUT, build_type_vector
 from ner_os.deploy.model import GRAPH_FILE, ZIP_FILE, ensure_package, graph_vectors
 from ner_os.deploy.tokenizer import description_tokenizer_json, write_description_tokenizer
 from ner_os.encoder import Encoder
+from ner_os.encoder.export import export_profile
 from ner_os.head import ProjectionHead
 from ner_os.mentions.embedder import MentionEmbedder
 from ner_os.mentions.positions import description_text
@@ -130,14 +131,20 @@ def test_graph_fits_the_runtime_ml_commons_bundles(tmp_path, tmp_path_factory):
     assert not any(node.op_type == "Gather" and "lm_head" in node.name for node in model.graph.node)
 
 
-def test_package_is_one_graph_and_a_tokenizer_and_the_same_bytes_each_build(tmp_path, tmp_path_factory):
+def package_setup(tmp_path, tmp_path_factory):
+    """(embedder, profile, settings) of the tiny model with a saved head, and a cache of the test's own, so that
+    the first ensure_package builds (a package cached by an earlier test is not this one's)."""
     head = tiny_head(transforms=True, skip=0.5)
     head.save(tmp_path / "head")
-    embedder, directory = tiny_embedder("gemma3_text", tmp_path_factory, head)
+    embedder, _ = tiny_embedder("gemma3_text", tmp_path_factory, head)
     profile, _ = tiny_export("gemma3_text", tmp_path_factory)
-    # a cache of its own, so that the first call builds (a package cached by an earlier test is not this one's)
     settings = Settings.resolve(profile="custom", model=profile.model, layer=LAYER, head=str(tmp_path / "head"),
                                 cache_dir=str(tmp_path / "cache"))
+    return embedder, profile, settings
+
+
+def test_package_is_one_graph_and_a_tokenizer_and_the_same_bytes_each_build(tmp_path, tmp_path_factory):
+    embedder, _, settings = package_setup(tmp_path, tmp_path_factory)
     first = ensure_package(settings, embedder)
     again = ensure_package(settings, embedder, force=True)
     assert first.sha256 == again.sha256 and first.directory == again.directory
@@ -151,6 +158,21 @@ def test_package_is_one_graph_and_a_tokenizer_and_the_same_bytes_each_build(tmp_
     assert manifest["parity_min_cos"] >= 0.9999 and first.vectors == embedder.identity()
     assert (first.directory / ZIP_FILE).stat().st_size == first.size
 
+
+def test_package_is_keyed_by_the_export_bytes_not_by_when_it_was_made(tmp_path, tmp_path_factory):
+    """Deploying twice with nothing changed reuses the package (so the zip sha256, so the ML Commons model),
+    a re-export giving the same bytes too; an export giving other bytes (another opset) gets a new one."""
+    embedder, profile, settings = package_setup(tmp_path, tmp_path_factory)
+    first = ensure_package(settings, embedder)
+    made = (first.directory / "manifest.json").stat().st_mtime_ns
+    assert ensure_package(settings, embedder).directory == first.directory
+    assert (first.directory / "manifest.json").stat().st_mtime_ns == made  # reused, not rebuilt
+    export_profile(profile, cache_dir=settings.cache_dir)  # the same graph made again, at another time
+    again = ensure_package(settings, embedder)
+    assert (again.directory, again.sha256) == (first.directory, first.sha256)
+    export_profile(profile, cache_dir=settings.cache_dir, opset=17)  # other bytes
+    other = ensure_package(settings, embedder)
+    assert other.directory != first.directory and other.sha256 != first.sha256
 
 @pytest.mark.model
 def test_real_model_graph_reproduces_embed_types(tmp_path):

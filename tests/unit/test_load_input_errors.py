@@ -6,7 +6,6 @@ or a directory (refused before the model loads), and two processes saving one ch
 from __future__ import annotations
 
 import gzip
-import json
 import multiprocessing
 import zlib
 from pathlib import Path
@@ -22,25 +21,13 @@ from ner_os.loader.ledger import Mark
 from ner_os.loader.sources import FileSource
 from ner_os.mentions.embedder import MentionEmbedder
 from ner_os.spans import NoDetector
+from tiny_load import embedder, tiny_lines  # noqa: F401 (embedder: the shared fixture)
 
 pytestmark = pytest.mark.unit
 
-WORDS = "Ada Lovelace met Charles Babbage in London while the Nile flows north through Egypt".split()
-
-
-@pytest.fixture(scope="module")
-def embedder(tmp_path_factory):
-    from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
-
-    return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
-
 
 def corpus_lines(count: int) -> list[str]:
-    lines = []
-    for i in range(count):
-        text = " ".join(WORDS[: 2 + i % (len(WORDS) - 2)]) + f" {i}"
-        lines.append(json.dumps({"id": f"doc-{i}", "text": text, "mentions": [{"start": 0, "end": 3}]}))
-    return lines
+    return tiny_lines(count, last_word=False)
 
 
 def dry_run(path, embedder, **options):

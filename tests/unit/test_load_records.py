@@ -14,30 +14,14 @@ from ner_os.errors import NerOsError
 from ner_os.loader import load, load_records
 from ner_os.loader.sources import RecordSource, record_line
 from ner_os.spans import NoDetector
+from tiny_load import embedder, tiny_records  # noqa: F401 (embedder: the shared fixture)
 
 pytestmark = pytest.mark.unit
-
-WORDS = "Ada Lovelace met Charles Babbage in London while the Nile flows north through Egypt".split()
-
-
-@pytest.fixture(scope="module")
-def embedder(tmp_path_factory):
-    from test_encoder_tiny import tiny_encoder  # the encoder tests' tiny random-initialised model
-
-    from ner_os.mentions.embedder import MentionEmbedder
-
-    return MentionEmbedder(tiny_encoder("llama", tmp_path_factory), None)
 
 
 def records(count: int) -> list[dict]:
     """Documents of varied length with given mentions (the first and last word)."""
-    out = []
-    for i in range(count):
-        text = " ".join(WORDS[: 2 + i % (len(WORDS) - 2)]) + f" {i}"
-        last = text.rindex(" ")
-        out.append({"id": f"doc-{i}", "text": text, "n": i,
-                    "mentions": [{"start": 0, "end": 3}, {"start": last + 1, "end": len(text)}]})
-    return out
+    return tiny_records(count, numbered=True)
 
 
 def dry_run(items, embedder, tmp_path, **options):
@@ -121,3 +105,21 @@ def test_load_records_given_a_path_or_no_iterable_says_so(tmp_path):
         load_records({"text": "Ada"})
     with pytest.raises(NerOsError, match="iterable of dicts, got int"):
         load_records(42)
+
+
+def test_load_and_load_records_take_the_same_options_written_once():
+    import dataclasses
+    import inspect
+
+    from ner_os.loader.api import LoadOptions
+
+    shared = [field.name for field in dataclasses.fields(LoadOptions)]
+    for function, own in ((load, ["source", "settings", "max_line_bytes"]),
+                          (load_records, ["records", "settings", "name", "max_record_bytes"])):
+        parameters = inspect.signature(function).parameters
+        assert list(parameters) == own + shared + ["flags"]
+        assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in shared)
+    options, flags = LoadOptions.split({"dry_run": True, "shard": (1, 2), "index": "x"})
+    assert (options.dry_run, options.shard, options.resume, flags) == (True, (1, 2), True, {"index": "x"})
+    with pytest.raises(TypeError, match="dryrun"):  # a misspelt option is an unknown setting, as before
+        load_records([{"text": "Ada"}], dryrun=True)
