@@ -8,6 +8,8 @@ are sorted by length and packed into batches of at most ``batch_tokens`` padded 
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,3 +92,13 @@ def trimmed_offsets(text: str, offsets) -> np.ndarray:
             start += 1
         row[0] = start
     return out
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def tokenizable(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate (which no tokenizer can encode) replaced by U+FFFD:
+    one code point for one, so every character offset still points where it did."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+

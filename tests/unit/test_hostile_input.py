@@ -205,6 +205,18 @@ def test_mentions_at_any_code_point_boundary_embed_as_unit_vectors(embedder, tex
             np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-4)
 
 
+
+def test_a_lone_surrogate_in_a_text_embeds_where_its_code_point_is(embedder):
+    """No tokenizer encodes an unpaired surrogate; the encoder reads it as U+FFFD, one code point
+    for one, so the offsets around it still hold (the loader refuses such a line before this)."""
+    from ner_os.spans import Span
+
+    texts = ["a \ud800 Nile", "Nile \udfff"]
+    vectors = embedder.embed(texts, [[Span(4, 8)], [Span(0, 4)]])
+    assert [len(rows) for rows in vectors] == [1, 1]
+    np.testing.assert_allclose([np.linalg.norm(rows[0]) for rows in vectors], 1.0, atol=1e-4)
+
+
 HOSTILE_LINES = [
     b"",  # blank: needs nothing
     json.dumps({"id": "rtl", "text": "\u05e9\u05dc\u05d5\u05dd Nile \u202e", "mentions": [{"start": 0, "end": 4}]}).encode(),

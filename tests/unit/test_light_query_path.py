@@ -156,3 +156,23 @@ def test_gemma_light_path_equals_the_current_path():
     current = MentionEmbedder(current_path_encoder(light.encoder), light.head)
     descriptions = DESCRIPTIONS + ["body of water", "Greek goddess", "football club in Spain"]
     np.testing.assert_allclose(light.embed_types(descriptions), current.embed_types(descriptions), atol=1e-5, rtol=0)
+
+
+def test_a_long_list_is_tokenised_by_the_whole_tokenizer_at_once(tmp_path_factory, monkeypatch):
+    """encode() of many texts makes no restricted tokenizer (one each, tens of ms on Gemma) before the whole one."""
+    from ner_os.encoder.vocab_index import VocabIndex
+
+    profile, directory = tiny_export("gemma3_text", tmp_path_factory)
+    TextTokenizer(directory).backend  # writes the vocabulary index
+    encoder = Encoder.load(profile, backend="onnx", export_dir=directory, cache_dir=tmp_path_factory.getbasetemp())
+    restricted = []
+    build = VocabIndex.tokenizer_for
+    monkeypatch.setattr(VocabIndex, "tokenizer_for", lambda self, texts: restricted.append(texts) or build(self, texts))
+    texts = [text for text in TEXTS if "<" not in text] * 8
+    assert sum(map(len, texts)) > 512  # over what a restricted tokenizer takes
+    got = encoder.encode(texts)
+    assert [len(item) for item in restricted] == [len(texts)]  # asked once, for the whole list (and declined)
+    for text, (ids, offsets) in zip(texts, encoder.tokenize_many(texts)):
+        one_by_one = encoder.tokenize(text)
+        assert ids == one_by_one[0] and np.array_equal(offsets, one_by_one[1]), text
+    assert all(item.vectors.shape[0] == len(encoder.tokenize(text)[0]) for text, item in zip(texts, got))
