@@ -31,29 +31,74 @@ def train_config_options(command):
 
 @click.command()
 @model_options
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Few-NERD INTER folder: inter_train_slice1.txt, inter_train_slice2.txt, type_names.json")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True),
+              help="A labelled file (one token and its tag per line, as ner-os eval reads; with --types), or the "
+                   "Few-NERD INTER folder: inter_train_slice1.txt, inter_train_slice2.txt, type_names.json")
+@click.option("--types", "type_names", type=click.Path(exists=True, dir_okay=False),
+              help="With a data file: JSON object mapping each label to the plain-words description it is trained on")
+@click.option("--format", "data_format", type=click.Choice(["bio", "conll"]), default="bio", show_default=True,
+              help="With a data file: bio (token TAB tag) or conll (space-separated columns), as ner-os eval")
+@click.option("--spans", is_flag=True,
+              help="With a data file: also train the span detector on its gold spans (saved in <out>/spans; "
+                   "--head <out> then uses it)")
+@click.option("--dev-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
+              help="With a data file: share of its sentences held out (seeded) and measured; 0: none")
+@click.option("--dev-seed", type=int, default=13, show_default=True, help="With a data file: seed of the dev share")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Directory for the head [default: <data dir of ner-os>/heads/<profile>-L<layer>]")
+              help="Directory for the head [default: <data dir of ner-os>/heads/<profile>-L<layer>, with a data "
+                   "file <data dir of ner-os>/heads/<file stem>-<profile>-L<layer>]")
 @click.option("--hold-out-dev", is_flag=True,
-              help="Leave the dev types out of training and print their R-Precision after every epoch")
-@click.option("--train-sentences", type=int, help="Sentences sampled for training [default: all free of dev types]")
-@click.option("--dev-sentences", type=int, help="Sentences sampled for the dev types [default: 2000]")
+              help="Few-NERD: leave the dev types out of training and print their R-Precision after every epoch")
+@click.option("--train-sentences", type=int,
+              help="Few-NERD: sentences sampled for training [default: all free of dev types]")
+@click.option("--dev-sentences", type=int, help="Few-NERD: sentences sampled for the dev types [default: 2000]")
 @train_config_options
 @friendly_errors
-def train(data_dir, out, hold_out_dev, train_sentences, dev_sentences, profile, model, layer, head, backend, device,
-          **hyper_parameters):
-    """Train a projection head contrastively on the Few-NERD INTER train types.
+def train(data_path, type_names, data_format, spans, dev_share, dev_seed, out, hold_out_dev, train_sentences,
+          dev_sentences, profile, model, layer, head, backend, device, **hyper_parameters):
+    """Train a projection head contrastively: on a labelled file of your own, or on Few-NERD INTER.
 
-    Value vectors are read once (torch backend) and cached; later runs at the same layer do not
-    encode again. Anchors are the type descriptions, positives their mentions, negatives other
-    types' mentions. Without --hold-out-dev all 36 train types are used, as for the shipped head.
+    \b
+    ner-os train --data FILE --types NAMES.json [--format bio|conll] [--spans]
+    ner-os train --data FEWNERD_FOLDER [--hold-out-dev]
+
+    Anchors are the type descriptions, positives their mentions, negatives other types' mentions;
+    value vectors are read once and cached, so later runs do not encode again. With a file, a seeded
+    --dev-share of its sentences is held out and measured, training runs at least 100 steps unless
+    --epochs is given (a small file makes short epochs), and a MODEL_CARD.md is written beside the
+    head; use the result with --head OUT on load (with --replace-index on an existing index), search
+    and eval. On Few-NERD without --hold-out-dev all 36 train types are used, as for the shipped head.
     """
-    from ner_os.client import train_head
-    from ner_os.training import DataPlan
+    from pathlib import Path
 
     settings = settings_from(profile=profile, model=model, layer=layer, backend=backend, device=device)
     config = TrainConfig(**{name: value for name, value in hyper_parameters.items() if value is not None})
+    if Path(data_path).is_dir():
+        if type_names or spans:
+            raise click.UsageError("--types and --spans go with a data file; a folder is read as Few-NERD INTER")
+        _train_on_fewnerd(settings, data_path, out, config, hold_out_dev, train_sentences, dev_sentences)
+        return
+    if not type_names:
+        raise click.UsageError(f"{data_path}: a data file needs --types NAMES.json (label -> description)")
+    if hold_out_dev or train_sentences is not None or dev_sentences is not None:
+        raise click.UsageError("--hold-out-dev, --train-sentences and --dev-sentences are for the Few-NERD folder; "
+                               "a data file holds out --dev-share of its sentences")
+    from ner_os.client import train_on_corpus
+    from ner_os.config import redacted_command
+    from ner_os.training.corpus import MIN_STEPS
+
+    trained = train_on_corpus(settings, data_path, type_names, format=data_format, spans=spans, out=out, config=config,
+                              dev_share=dev_share, dev_seed=dev_seed,
+                              min_steps=0 if hyper_parameters["epochs"] is not None else MIN_STEPS,
+                              command=redacted_command(["ner-os", *sys.argv[1:]]))
+    for line in render.trained_corpus(trained, settings):
+        click.echo(line)
+
+
+def _train_on_fewnerd(settings, data_dir, out, config, hold_out_dev, train_sentences, dev_sentences) -> None:
+    from ner_os.client import train_head
+    from ner_os.training import DataPlan
+
     plan = DataPlan(**{name: value for name, value in (("n_train", train_sentences), ("n_dev", dev_sentences))
                        if value is not None})
     trained = train_head(settings, data_dir, out=out, config=config, plan=plan, hold_out_dev=hold_out_dev)

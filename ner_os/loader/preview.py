@@ -17,6 +17,7 @@ from ner_os.config import Settings
 from ner_os.encoder import Encoder
 from ner_os.errors import ConfigError
 from ner_os.spans import DETECTORS, Span, SpanError, detector_from_name, validate_spans
+from ner_os.spans.registry import head_detector_directory
 from ner_os.spans.union import reads_encoding
 
 PREVIEW_LIMIT = 20  # texts shown from a file by default
@@ -91,7 +92,8 @@ def preview_spans(source: str, settings: Settings | None = None, detectors: Sequ
         encoder = Encoder.from_settings(settings)
     encoded = None
     for name in dict.fromkeys(detectors):
-        detector = detector_from_name(name, profile=settings.profile, encoder=encoder)
+        detector = detector_from_name(name, profile=settings.profile, encoder=encoder,
+                                      directory=head_detector_directory(settings))
         if reads_encoding(detector):
             encoded = encoded if encoded is not None else encoder.encode(texts)
             found = detector.detect_encoded(texts, encoded)

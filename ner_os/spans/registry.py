@@ -4,12 +4,14 @@
 ``union`` (both; the default, measured best: ``ner_os/heads/gemma3-270m/spans/MODEL_CARD.md``) and
 ``given`` (no detection: mentions come with the input; ``none`` is its old name). Unset
 (``Settings.spans`` None), the default is ``union`` where a detector ships for the profile and fits
-the encoder, else ``spacy``.
+the encoder, else ``spacy``. A ``--head`` directory with a ``spans/`` detector in it (``ner-os train --data
+FILE --spans``) replaces the shipped one.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ner_os.errors import ConfigError
@@ -29,17 +31,30 @@ def detector_from_settings(settings: Any, encoder: Any = None) -> SpanDetector:
     vectors calls ``detect_encoded`` and needs none); it is checked against the detector's training."""
     name = getattr(settings, "spans", None)
     profile = getattr(settings, "profile", "gemma3-270m")
+    directory = head_detector_directory(settings)
     if name is not None:
-        return detector_from_name(name, profile=profile, encoder=encoder)
+        return detector_from_name(name, profile=profile, encoder=encoder, directory=directory)
     try:
-        return detector_from_name(DEFAULT_DETECTOR, profile=profile, encoder=encoder)
+        return detector_from_name(DEFAULT_DETECTOR, profile=profile, encoder=encoder, directory=directory)
     except ConfigError as error:  # another profile or layer: the text-only detector
         log.info("span detector: %s (%s)", FALLBACK_DETECTOR, error)
         return detector_from_name(FALLBACK_DETECTOR)
 
 
-def detector_from_name(name: str, profile: str = "gemma3-270m", encoder: Any = None, **options: Any) -> SpanDetector:
-    """A detector by name (see the module doc); ``options`` go to :class:`SpacyDetector`."""
+def head_detector_directory(settings: Any) -> Path | None:
+    """``<--head dir>/spans`` when the settings' head directory holds a detector (``ner-os train --data
+    FILE --spans`` puts one there, as ``ner_os/heads/<profile>/spans`` ships one), else None."""
+    head = getattr(settings, "head", None)
+    if not head or str(head).lower() == "none":
+        return None
+    directory = Path(head) / "spans"
+    return directory if (directory / "manifest.json").is_file() else None
+
+
+def detector_from_name(name: str, profile: str = "gemma3-270m", encoder: Any = None, directory: str | Path | None = None,
+                       **options: Any) -> SpanDetector:
+    """A detector by name (see the module doc); ``directory``: the encoder detector's weights (default: the
+    one shipped for ``profile``); ``options`` go to :class:`SpacyDetector`."""
     if name == "spacy":
         return SpacyDetector(**options)
     if name in ("given", "none"):
@@ -48,7 +63,8 @@ def detector_from_name(name: str, profile: str = "gemma3-270m", encoder: Any = N
         from ner_os.spans.encoder_detector import EncoderSpanDetector
         from ner_os.spans.union import UnionDetector
 
-        primary = EncoderSpanDetector.for_profile(profile, encoder=encoder)
+        primary = (EncoderSpanDetector.load(directory, encoder=encoder) if directory is not None
+                   else EncoderSpanDetector.for_profile(profile, encoder=encoder))
         if encoder is not None:
             check_fits(primary, encoder)
         return primary if name == "encoder" else UnionDetector(primary, SpacyDetector(**options))

@@ -3,7 +3,9 @@
 ``data`` (sentences, dev types, the split), ``vectors`` (per-mention value vectors through
 :class:`ner_os.mentions.embedder.MentionEmbedder`, cached by :mod:`ner_os.mentions.cache`), ``fit``
 (TrainConfig, train_head: torch, imported only when training runs), ``dev`` (exact dev retrieval),
-``trainset`` (FewNerdTrainSet), ``run`` (load_train_set, train_on_fewnerd).
+``trainset`` (FewNerdTrainSet), ``run`` (load_train_set, train_on_fewnerd), ``corpus`` (train_on_corpus: a
+labelled file of one's own), ``corpus_spans`` (the span detector on that file), ``card`` (its model card),
+``spans`` (the span detector's training).
 """
 
 from ner_os.training.data import (

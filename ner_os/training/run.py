@@ -15,18 +15,20 @@ from ner_os.evaluation.readers import read_type_names
 from ner_os.mentions.positions import description_text
 from ner_os.profiles import resolve_profile
 from ner_os.training.data import (
-    TRAIN_FILES, TYPE_NAMES_FILE, DataPlan, choose_dev_types, label_counts, read_sentences, split_sentences,
+    TRAIN_FILES, TYPE_NAMES_FILE, DataPlan, LabelledText, SentenceSplit, choose_dev_types, label_counts,
+    read_sentences, split_sentences,
 )
 from ner_os.training.fit import TrainConfig, TrainResult, train_head
 from ner_os.training.trainset import FewNerdTrainSet
 from ner_os.training.vectors import ReadAlone, description_texts, mention_phrases, mention_vector_cache, mention_vectors
 
 
-def encoder_factory(settings) -> Callable[[Sequence[int]], Any]:
-    """Loads the torch encoder truncated after the deepest requested layer (only on a cache miss)."""
+def encoder_factory(settings, backend: str = "torch") -> Callable[[Sequence[int]], Any]:
+    """Loads the encoder truncated after the deepest requested layer (only on a cache miss): torch, which
+    reads several layers in one pass, or (one layer) the settings' ONNX export at fp32, the loader's."""
 
     def load(layers: Sequence[int]):
-        return Encoder.load(profile=settings.profile, model=settings.model, layer=max(layers), backend="torch",
+        return Encoder.load(profile=settings.profile, model=settings.model, layer=max(layers), backend=backend,
                             device=settings.device, cache_dir=settings.cache_dir)
 
     return load
@@ -50,11 +52,20 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
     type_names = {label: type_names[label] for label in sorted(counts)}
     dev_types = choose_dev_types(counts, plan.dev_seed)
     split = split_sentences(sentences, dev_types, plan.n_train, plan.n_dev, plan.dev_seed)
+    data_files = {path.name: file_sha256(path) for path in paths + [data_dir / TYPE_NAMES_FILE]}
+    return encode_train_set(settings, sentences, type_names, split, data_files, layers,
+                            encoder_factory(settings), phrases, read_alone)
+
+
+def encode_train_set(settings, sentences: Sequence[LabelledText], type_names: dict[str, str], split: SentenceSplit,
+                     data_files: dict[str, str], layers: Sequence[int], factory: Callable[[Sequence[int]], Any],
+                     phrases: bool = False, read_alone: ReadAlone = description_text) -> FewNerdTrainSet:
+    """The value vectors (cached) of the split's sentences' gold mentions, of the type descriptions and,
+    with ``phrases``, of each mention surface read alone: a :class:`FewNerdTrainSet` over them."""
     order = sorted(split.train + split.dev)
     chosen = [sentences[i] for i in order]
     position = {s: i for i, s in enumerate(order)}
     cache = mention_vector_cache(settings)
-    factory = encoder_factory(settings)
     mentions = mention_vectors(cache, chosen, layers, factory, description="encoding train sentences")
     descriptions = mention_vectors(cache, description_texts(type_names, read_alone), layers, factory,
                                    description="encoding type descriptions")
@@ -64,12 +75,12 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
         phrase_vectors = mention_vectors(cache, phrase_texts, layers, factory, description="encoding mentions read alone")
     return FewNerdTrainSet(
         type_names=type_names,
-        dev_types=dev_types,
+        dev_types=list(split.dev_types),
         train_sentences=np.asarray([position[i] for i in split.train], dtype=np.int64),
         dev_sentences=np.asarray([position[i] for i in split.dev], dtype=np.int64),
         mentions=mentions,
         descriptions=descriptions,
-        data_files={path.name: file_sha256(path) for path in paths + [data_dir / TYPE_NAMES_FILE]},
+        data_files=data_files,
         phrases=phrase_vectors,
         phrase_rows=phrase_rows,
     )

@@ -171,13 +171,18 @@ def standardiser(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), scale.astype(np.float32)
 
 
-def fit_tagger(data: TokenSet, config: SpanTrainConfig, log=print) -> dict[str, np.ndarray]:
-    """Train the MLP on ``data``; returns the numpy tensors :class:`SpanTagger` reads."""
+def fit_tagger(data: TokenSet, config: SpanTrainConfig, log=print,
+               init: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Train the MLP on ``data``; returns the numpy tensors :class:`SpanTagger` reads. ``init``: start
+    from these tensors (a trained detector's, same architecture), its standardiser kept, to fine-tune."""
     import torch  # the trainer only: inference is numpy
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    mean, scale = standardiser(data.vectors)
+    if init is not None:
+        mean, scale = (np.asarray(init[name], np.float32) for name in ("input.mean", "input.scale"))
+    else:
+        mean, scale = standardiser(data.vectors)
     base = torch.from_numpy((data.vectors.astype(np.float32) - mean) * scale)
     base = torch.cat([base, torch.zeros(1, base.shape[1])])  # row -1: past the text's edge
     neighbours = torch.from_numpy(data.neighbours(config.window))
@@ -190,6 +195,8 @@ def fit_tagger(data: TokenSet, config: SpanTrainConfig, log=print) -> dict[str, 
         torch.nn.Dropout(config.input_dropout), torch.nn.Linear(d_in, config.hidden_dim), act,
         torch.nn.Dropout(config.dropout), torch.nn.Linear(config.hidden_dim, 3),
     )
+    if init is not None:
+        _start_from(model, init)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(labels)
     steps = config.epochs * ((n + config.batch_size - 1) // config.batch_size)
@@ -219,6 +226,23 @@ def fit_tagger(data: TokenSet, config: SpanTrainConfig, log=print) -> dict[str, 
         "output.weight": output.weight.detach().numpy().copy(),
         "output.bias": output.bias.detach().numpy().copy(),
     }
+
+
+def _start_from(model, init: Mapping[str, np.ndarray]) -> None:
+    """Copy a trained detector's hidden and output layers into ``model`` (a ConfigError on a shape mismatch)."""
+    import torch
+
+    from ner_os.errors import ConfigError
+
+    for position, name in ((1, "hidden"), (4, "output")):
+        for part in ("weight", "bias"):
+            target = getattr(model[position], part)
+            source = torch.from_numpy(np.asarray(init[f"{name}.{part}"], np.float32))
+            if tuple(source.shape) != tuple(target.shape):
+                raise ConfigError(f"the detector to start from has {name}.{part} {tuple(source.shape)}, "
+                                  f"this training expects {tuple(target.shape)}")
+            with torch.no_grad():
+                target.copy_(source)
 
 
 def tagger_from(tensors: Mapping[str, np.ndarray], config: SpanTrainConfig) -> SpanTagger:

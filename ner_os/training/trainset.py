@@ -48,6 +48,20 @@ class FewNerdTrainSet:
         else:
             types = self.types
             rows = np.isin(names, types)
+        return self.rows_training_data(layer, rows, types)
+
+    def train_sentence_data(self, layer: int) -> TrainingData:
+        """Every typed mention of the train sentences, whatever its type (a corpus split by sentence,
+        whose dev sentences hold the same types: :mod:`ner_os.training.corpus`)."""
+        names = np.asarray(self.mentions.label_of(), dtype=object)
+        typed = np.asarray([name is not None for name in names], dtype=bool)
+        rows = np.isin(self.mentions.sentence_ids, self.train_sentences) & typed
+        return self.rows_training_data(layer, rows, sorted(set(names[rows])))
+
+    def rows_training_data(self, layer: int, rows: np.ndarray, types: Sequence[str]) -> TrainingData:
+        """The mentions at ``rows`` (boolean, all of ``types``), labelled by their index in ``types``."""
+        names = np.asarray(self.mentions.label_of(), dtype=object)
+        types = list(types)
         index = {label: i for i, label in enumerate(types)}
         labels = np.asarray([index[name] for name in names[rows]], dtype=np.int64)
         in_context = self.mentions.vectors[layer][rows]
