@@ -11,10 +11,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from ner_os.config import Settings  # noqa: E402
 from ner_os.errors import NerOsError  # noqa: E402
 
-__all__ = ["Settings", "NerOsError", "__version__", "load", "load_records", "search_type", "embed_type", "NerOs"]
+__all__ = ["Settings", "NerOsError", "__version__", "load", "load_records", "search_type", "search_types", "embed_type", "NerOs",
+           "AsyncNerOs"]
 
 # Public functions imported on first use, so that ``import ner_os`` stays light: name -> module.
-_LAZY = {"load": "ner_os.loader", "load_records": "ner_os.loader", "search_type": "ner_os.client",
+_LAZY = {"load": "ner_os.loader", "load_records": "ner_os.loader", "search_type": "ner_os.client", "search_types": "ner_os.client",
+         "AsyncNerOs": "ner_os.client",
          "embed_type": "ner_os.mentions.embedder", "NerOs": "ner_os.client"}
 
 

@@ -7,6 +7,10 @@ mention whose score is at least the threshold. The loader tags documents loaded 
 rule (:func:`ner_os.store.types_index.tagger_for_index`), so that Dashboards users can filter and aggregate on
 ``mentions.types`` with no vector in sight.
 
+The threshold may be relative to the index instead (``--threshold z2.5``, the default, or ``p99.5``:
+:mod:`ner_os.query.thresholds`): it is placed on the index's mentions when the type is added (and again
+by ``types refresh``), and the record keeps the rule with the score it came to.
+
 Scores are k-NN scores of the ``cosinesimil`` space, ``(1 + cosine) / 2`` in [0, 1] — the scale of
 ``search_type``'s mention scores — computed exactly: by the k-NN plugin's ``knn_score`` script on
 the cluster, and with numpy at load time.
@@ -45,6 +49,8 @@ class RegisteredType:
     vector: np.ndarray = field(repr=False, compare=False)
     encoder: Mapping[str, Any] = field(default_factory=dict)  # what produced the vector
     updated_at: str = ""
+    threshold: str = ""  # the relative rule min_score was placed by (ner_os.query.thresholds spec); "": bare
+
 
     def to_source(self, index: str) -> dict[str, Any]:
         return {
@@ -56,6 +62,7 @@ class RegisteredType:
             "dim": int(len(self.vector)),
             "encoder": dict(self.encoder),
             "updated_at": self.updated_at or now(),
+            **({"threshold": self.threshold} if self.threshold else {}),
         }
 
     def reembedded(self, vector: np.ndarray, encoder: Mapping[str, Any]) -> "RegisteredType":
@@ -67,7 +74,7 @@ class RegisteredType:
     def from_source(cls, source: Mapping[str, Any]) -> "RegisteredType":
         return cls(name=source["name"], description=source["description"], min_score=float(source["min_score"]),
                    vector=np.asarray(source["vector"], dtype=np.float32), encoder=source.get("encoder") or {},
-                   updated_at=source.get("updated_at", ""))
+                   updated_at=source.get("updated_at", ""), threshold=source.get("threshold") or "")
 
 
 @dataclass(frozen=True)
@@ -77,9 +84,15 @@ class TagReport:
     name: str
     documents: int  # documents rewritten
     mentions: int  # mentions that (now) carry the tag, or lost it
+    min_score: float | None = None  # the threshold tagged with (when tagging)
+    threshold: str = ""  # the relative rule it was placed by
 
     def describe(self, verb: str = "tagged") -> str:
-        return f"{self.name!r}: {verb} {self.mentions:,} mentions in {self.documents:,} documents"
+        line = f"{self.name!r}: {verb} {self.mentions:,} mentions in {self.documents:,} documents"
+        if self.min_score is None:
+            return line
+        rule = f" = {self.threshold} of the index's mentions" if self.threshold else ""
+        return line + f" (min score {self.min_score:.4f}{rule})"
 
 
 def now() -> str:
@@ -101,11 +114,12 @@ def check_min_score(min_score: Any) -> float:
 
 
 def new_type(description: str, vector: np.ndarray, *, name: str | None = None,
-             min_score: float = DEFAULT_MIN_SCORE, encoder: Mapping[str, Any] | None = None) -> RegisteredType:
+             min_score: float = DEFAULT_MIN_SCORE, encoder: Mapping[str, Any] | None = None,
+             threshold: str = "") -> RegisteredType:
     description = check_description(description)
     return RegisteredType(name=check_name(name if name is not None else description), description=description,
                           min_score=check_min_score(min_score), vector=np.asarray(check_vector(vector), dtype=np.float32),
-                          encoder=dict(encoder or {}), updated_at=now())
+                          encoder=dict(encoder or {}), updated_at=now(), threshold=str(threshold or ""))
 
 
 # ---------------------------------------------------------------------------------------------

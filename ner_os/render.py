@@ -17,6 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from ner_os.config import Settings
+    from ner_os.query.combined import CombinedResults
     from ner_os.query.model import MentionMatch, TypeResults
     from ner_os.registered_types import RegisteredType
     from ner_os.store.node.lifecycle import NodeStatus
@@ -47,15 +48,36 @@ def highlight(text: str, mentions: Sequence[MentionMatch], mark: Callable[[str],
 
 
 def format_results(results: TypeResults, mark: Callable[[str], str]) -> list[str]:
-    """Readable lines: rank, score and id, the highlighted text, then the mentions with their scores."""
+    """Readable lines: a header (how many documents match, what the score and the ranking are), then per
+    hit its rank, score and id, the highlighted text, and the mentions with their scores."""
+    if results.error is not None:
+        return [f"{results.description!r} failed: {results.error}"]
     if not results.hits:
         return [f"no document of index {results.index!r} mentions a {results.description!r}"]
-    lines = []
+    fused = results.rank_kind != "knn"
+    lines = [results_header(results)]
     for rank, hit in enumerate(results.hits, start=results.offset + 1):
-        lines.append(f"{rank}. {hit.score:.4f}  {hit.id}")
+        ranked_by = hit.score if hit.rank_score is None else hit.rank_score
+        lines.append(f"{rank}. {hit.score:.4f}  {hit.id}" + (f"  ({results.rank_kind} {ranked_by:.4f})" if fused else ""))
         lines.append("   " + highlight(hit.text.replace("\n", " "), hit.mentions, mark))
         lines.append("   " + ", ".join(f"{m.surface} {m.score:.3f} [{m.start}:{m.end}]" for m in hit.mentions))
     return lines
+
+
+def results_header(results: TypeResults) -> str:
+    """``"dinosaur": 87 documents (knn); score: ...``: the count, the mode, the score's scale and what ranked."""
+    from ner_os.query.model import RANK_KINDS, SCORE_SCALE
+
+    ranked = "" if results.rank_kind == "knn" else f"; ranked by {RANK_KINDS[results.rank_kind]}, in brackets"
+    return f"{results.description!r}: {documents(results)} ({results.mode}); score: {SCORE_SCALE}{ranked}"
+
+
+def documents(results: TypeResults) -> str:
+    """``87 documents``, ``at least 10,000 documents`` (OpenSearch's count), or the page's size when not counted."""
+    if results.total is None:
+        return f"{len(results)} document{'s' if len(results) != 1 else ''} shown"
+    bound = "at least " if results.total_relation == "gte" else ""
+    return f"{bound}{results.total:,} document{'s' if results.total != 1 else ''}"
 
 
 def terminal_mark(tty: bool) -> Callable[[str], str]:
@@ -63,44 +85,88 @@ def terminal_mark(tty: bool) -> Callable[[str], str]:
     return functools.partial(click.style, bold=True, fg="yellow") if tty else "[[{}]]".format
 
 
-def results_json(results: TypeResults) -> list[str]:
-    """One JSON object per hit: its rank, id, score, source and mentions."""
-    return [json.dumps({"rank": rank, **hit.to_dict()}, ensure_ascii=False)
+def _query_fields(results: TypeResults, number: int | None) -> dict[str, Any]:
+    return {} if number is None else {"query": number, "description": results.description}
+
+
+def results_json(results: TypeResults, number: int | None = None) -> list[str]:
+    """One JSON object per hit: its rank, id, score, rank score, source, mentions and the query's total;
+    ``number`` (a query of several): with the query's number and description first; a failed query: one
+    object with its ``error``."""
+    head = _query_fields(results, number)
+    if results.error is not None:
+        return [json.dumps({**head, "error": results.error}, ensure_ascii=False)]
+    total = {"total": results.total, "total_relation": results.total_relation}
+    return [json.dumps({**head, "rank": rank, **hit.to_dict(), **total}, ensure_ascii=False)
             for rank, hit in enumerate(results.hits, start=results.offset + 1)]
 
 
 RESULT_FORMATS = ("table", "jsonl", "csv")
-CSV_COLUMNS = ("id", "score", "text", "mentions")
+CSV_COLUMNS = ("id", "score", "rank_score", "total", "total_relation", "text", "mentions")
 
 
-def results_csv(results: TypeResults) -> list[str]:
-    """A header, then one CSV row per hit: id, score, text and its mentions as ``surface:start-end``
-    joined by ``; `` (fields with commas, quotes or newlines quoted as RFC 4180 says)."""
+def results_csv(results: Sequence[TypeResults], numbered: bool = False) -> list[str]:
+    """A header, then one CSV row per hit: id, score, rank score, the query's total (and its relation),
+    text and its mentions as ``surface:start-end`` joined by ``; `` (fields with commas, quotes or
+    newlines quoted as RFC 4180 says); ``numbered``: each row starts with the query's number and
+    description. A failed query has no row (the CLI names it on stderr)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for hit in results.hits:
-        mentions = "; ".join(f"{m.surface}:{m.start}-{m.end}" for m in hit.mentions)
-        writer.writerow([hit.id, f"{hit.score:.6f}", hit.text, mentions])
+    writer.writerow((("query", "description") if numbered else ()) + CSV_COLUMNS)
+    for number, result in enumerate(results, start=1):
+        for hit in result.hits:
+            mentions = "; ".join(f"{m.surface}:{m.start}-{m.end}" for m in hit.mentions)
+            rank_score = hit.score if hit.rank_score is None else hit.rank_score
+            writer.writerow([*((number, result.description) if numbered else ()), hit.id, f"{hit.score:.6f}",
+                             f"{rank_score:.6f}", "" if result.total is None else result.total, result.total_relation,
+                             hit.text, mentions])
     return [buffer.getvalue().removesuffix("\n")]
 
 
-def search_results(results: TypeResults, output_format: str, tty: bool = False) -> list[str]:
-    """What ``ner-os search`` prints in ``output_format`` (one of :data:`RESULT_FORMATS`)."""
+def search_results(results: TypeResults | list[TypeResults], output_format: str, tty: bool = False) -> list[str]:
+    """What ``ner-os search`` prints in ``output_format`` (one of :data:`RESULT_FORMATS`) for one query's
+    results, or a list of several queries' (numbered from 1: ``[N]`` above each table, ``query`` and
+    ``description`` fields in jsonl and csv)."""
+    several = isinstance(results, list)  # search_types' answer: numbered, even a batch of one
+    batch = results if several else [results]
     if output_format == "jsonl":
-        return results_json(results)
+        return [line for number, result in enumerate(batch, start=1)
+                for line in results_json(result, number if several else None)]
     if output_format == "csv":
-        return results_csv(results)
+        return results_csv(batch, numbered=several)
     if output_format == "table":
-        return format_results(results, terminal_mark(tty))
+        mark = terminal_mark(tty)
+        return [line for number, result in enumerate(batch, start=1)
+                for line in ([""] if several and number > 1 else []) + ([f"[{number}]"] if several else [])
+                + format_results(result, mark)]
     raise ValueError(f"output format {output_format!r}: expected one of {', '.join(RESULT_FORMATS)}")
+
+
+def combined_results(results: CombinedResults, as_json: bool, tty: bool = False) -> list[str]:
+    """What ``ner-os combine`` prints: each clause's threshold, then per document its matched mentions
+    by clause (table), or one JSON object per document."""
+    if as_json:
+        return [json.dumps({"rank": rank, **hit.to_dict()}, ensure_ascii=False)
+                for rank, hit in enumerate(results.hits, start=1)]
+    mark = terminal_mark(tty)
+    lines = [f"{item.label}  min score {score:.4f}" + (f" ({item.threshold.spec()})" if item.threshold.relative else "")
+             for item, score in zip(results.clauses, results.thresholds)]
+    lines.append(f"{results.total:,} documents match" + (f", the best {len(results)}:" if results.hits else ""))
+    for rank, hit in enumerate(results.hits, start=1):
+        mentions = [mention for _, matched in hit.matches for mention in matched]
+        lines += [f"{rank}. {hit.score:.4f}  {hit.id}", "   " + highlight(hit.text.replace("\n", " "), mentions, mark)]
+        lines += [f"   {label}: " + ", ".join(f"{m.surface} {m.score:.3f}" for m in matched)
+                  for label, matched in hit.matches]
+    return lines
 
 
 def registered_type_line(item: RegisteredType, as_json: bool = False) -> str:
     if as_json:
         return json.dumps({"name": item.name, "description": item.description, "min_score": item.min_score,
-                           "dim": len(item.vector), "updated_at": item.updated_at}, ensure_ascii=False)
-    return f"{item.name}\tmin-score {item.min_score:g}\t{item.description!r}\t{item.updated_at}"
+                           "threshold": item.threshold or None, "dim": len(item.vector), "updated_at": item.updated_at},
+                          ensure_ascii=False)
+    rule = f" ({item.threshold})" if item.threshold else ""
+    return f"{item.name}\tmin-score {item.min_score:g}{rule}\t{item.description!r}\t{item.updated_at}"
 
 
 def node_status(node: NodeStatus) -> list[str]:
@@ -143,6 +209,26 @@ def trained_head(trained: Any, settings: Settings) -> str:
     return (f"head for {settings.profile} layer {result.head.encoder['layer']} saved to {trained.path} "
             f"({len(result.head.manifest['training']['types'])} types, {result.seconds:.0f} s; {figures})")
 
+
+
+def trained_corpus(trained: Any, settings: Settings) -> list[str]:
+    """The lines for a :class:`ner_os.client.TrainedCorpus`: where the head (and detector) went, the dev figures."""
+    training = trained.training
+    head = training.head.head
+    lines = [f"head for {settings.profile} layer {head.encoder['layer']} saved to {trained.path} "
+             f"({len(head.manifest['training']['types'])} types, {len(training.split.train)} train / "
+             f"{len(training.split.dev)} dev sentences, {training.head.seconds:.0f} s)"]
+    if training.dev:
+        names = {"trained": "this head", "shipped_head": "shipped head", "raw_vectors": "raw vectors"}
+        figures = ", ".join(f"{names.get(k, k)} {v:.4f}" for k, v in training.dev["r_precision"].items())
+        lines.append(f"dev R-Precision ({len(training.dev['types'])} types, gold spans): {figures}")
+    if trained.detector_path is not None:
+        dev = training.detector.record.figures.get("dev", {})
+        shown = "; ".join(f"{name} {s['cased']['same_end_recall']:.3f} cased, {s['lower']['same_end_recall']:.3f} lowercased"
+                          for name, s in dev.items())
+        lines.append(f"span detector saved to {trained.detector_path}" + (f" (dev same-end recall: {shown})" if shown else ""))
+    lines.append(f"model card: {trained.card_path}")
+    return lines
 
 def removed_index(removed: Any) -> list[str]:
     """The lines for a :class:`ner_os.store.removal.RemovedIndex`: what ``ner-os index delete`` removed."""

@@ -6,6 +6,7 @@
     preview   spans (what the span detectors find, marked in the text)
     model     model deploy (ML Commons), dashboards export
     search    search, dsl
+    combined  combine (several types in one query: all of, any of, none of)
     types     types add|list|remove|refresh
     head      head convert (the NER Retriever paper's checkpoint)
     index     index delete (an index with everything ner-os made for it)
@@ -19,6 +20,7 @@ import click
 
 from ner_os import __version__
 from ner_os.cli.cluster import opensearch, templates
+from ner_os.cli.combined import combine
 from ner_os.cli.head import head
 from ner_os.cli.index import index
 from ner_os.cli.model import dashboards, model
@@ -38,7 +40,7 @@ def cli():
 
 
 for _command in (train, opensearch, templates, load_command, search, dsl, types_group, eval_command, export_command,
-                 model, dashboards, spans_command, head, index):
+                 model, dashboards, spans_command, head, index, combine):
     cli.add_command(_command)
 
 

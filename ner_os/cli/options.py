@@ -94,10 +94,11 @@ def model_options(command):
     ], command)
 
 
-def type_query_options(command):
-    """The flags of a type query, shared by ``search`` and ``dsl``."""
+def type_query_options(command, description_required: bool = True, several: bool = False):
+    """The flags of a type query, shared by ``search`` (where examples can stand for the description, and
+    ``several``: descriptions, a tuple) and ``dsl``."""
     return _apply([
-        click.argument("description"),
+        click.argument("description", required=description_required, nargs=-1 if several else 1),
         click.option("-n", "--size", default=10, show_default=True, help="Documents per page"),
         click.option("--offset", default=0, show_default=True, help="Documents to skip (the page's start)"),
         click.option("--k", type=int, help="Documents the k-NN search gathers [default: max(100, offset + size)]"),

@@ -18,18 +18,22 @@ def types_group():
 @click.argument("description")
 @click.option("--name", help="Tag written into mentions.types [default: the description]")
 @click.option("--min-score", type=float, default=None,
-              help="Tag mentions scoring at least this ((1 + cosine) / 2, 0-1) [default: 0.8]")
+              help="Tag mentions scoring at least this bare k-NN score ((1 + cosine) / 2, 0-1)")
+@click.option("--threshold", default=None,
+              help="Tag mentions above a threshold relative to the index: a percentile of the type's scores over "
+                   "the index's mentions (p99.5) or standard deviations above their mean (z3) [default: z2.5; "
+                   "0.8 on an index of under 20 mentions]")
 @cluster_options
 @model_options
 @friendly_errors
-def types_add(description, name, min_score, **flags):
+def types_add(description, name, min_score, threshold, **flags):
     """Register type DESCRIPTION and tag the index's mentions with it (documents loaded later are
-    tagged at load time). Adding a name again replaces its description and threshold."""
+    tagged at load time, with the score the threshold came to). Adding a name again replaces its
+    description and threshold; `types refresh` places a relative threshold again."""
     from ner_os.client import NerOs
 
     with NerOs(settings_from(**flags)) as ner:
-        options = {} if min_score is None else {"min_score": min_score}
-        report = ner.register_type(description, name=name, **options)
+        report = ner.register_type(description, name=name, min_score=min_score, threshold=threshold)
     click.echo(report.describe())
 
 

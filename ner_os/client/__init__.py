@@ -9,8 +9,10 @@ process-wide :func:`search_type` built on it.
 
 from ner_os.client.dimension import head_output_dimension
 from ner_os.client.neros import EMBEDDINGS, FUSIONS, TYPE_VECTOR_CACHE_SIZE, InstalledTemplates, NerOs, check_embedding
-from ner_os.client.shared import search_type, shared_client
-from ner_os.client.training import TrainedHead, train_head
+from ner_os.client.shared import search_type, search_types, shared_client
+from ner_os.client.async_client import AsyncNerOs
+from ner_os.client.training import TrainedCorpus, TrainedHead, train_head, train_on_corpus
 
-__all__ = ["EMBEDDINGS", "FUSIONS", "TYPE_VECTOR_CACHE_SIZE", "InstalledTemplates", "NerOs", "TrainedHead",
-           "check_embedding", "head_output_dimension", "search_type", "shared_client", "train_head"]
+__all__ = ["AsyncNerOs", "search_types", "EMBEDDINGS", "FUSIONS", "TYPE_VECTOR_CACHE_SIZE", "InstalledTemplates", "NerOs", "TrainedHead",
+           "check_embedding", "head_output_dimension", "search_type", "shared_client", "train_head",
+           "TrainedCorpus", "train_on_corpus"]

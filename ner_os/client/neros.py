@@ -11,6 +11,7 @@ model, and one that only prints query bodies for a given vector never connects.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections import OrderedDict
@@ -31,6 +32,10 @@ from ner_os.store import ml, removal, schema, types_index
 from ner_os.store import search as store
 from ner_os.store.connection import client_from_settings, has_neural_search
 from ner_os.client.dimension import head_output_dimension
+from ner_os.client.cluster_vector import stored_type_vector
+from ner_os.client.by_example import refine as refined_results
+from ner_os.client.batch import search_types as batch_search_types
+from ner_os.client.prepare import query_steps, vector_steps
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +109,10 @@ class NerOs:
         if cached is not None:
             self._type_vectors.move_to_end(description)
             return cached
-        vector = cached_type_vector(self.embedder, description, self.type_vector_cache)
+        if q.is_expanded(description):  # "river in Africa | African river": the phrasings' mean direction
+            vector = q.mean_direction([self.type_vector(part) for part in q.phrasings(description)])
+        else:
+            vector = cached_type_vector(self.embedder, description, self.type_vector_cache)
         vector.setflags(write=False)
         self._type_vectors[description] = vector
         if len(self._type_vectors) > TYPE_VECTOR_CACHE_SIZE:
@@ -145,7 +153,7 @@ class NerOs:
         """What a type query on ``index`` searches with: the words themselves when the cluster embeds them
         (:class:`ner_os.query.NeuralText`), else :meth:`index_type_vector`."""
         model_id = self.cluster_model(index, embedding)
-        if model_id is None:
+        if model_id is None or q.is_expanded(description):  # the cluster embeds one phrasing
             return self.index_type_vector(description, index)
         self.vector_dimension(index)  # a missing or foreign index: the same one-line error as locally
         return q.NeuralText(check_description(description), model_id)
@@ -199,11 +207,16 @@ class NerOs:
     def type_query(self, description: str, **options: Any) -> q.TypeQuery:
         return q.TypeQuery(description, **options)
 
-    def search_type(self, description: str, *, index: str | None = None, size: int = 10, k: int | None = None,
+    def search_type(self, description: str | None = None, *, examples: Sequence = (), more_like: Sequence = (),
+                    less_like: Sequence = (), index: str | None = None, size: int = 10, k: int | None = None,
                     hybrid: bool = False, filters: Mapping[str, Any] | None = None, offset: int = 0,
                     min_score: float | None = None, mentions_per_hit: int = 3,
                     mention_margin: float | None = q.MENTION_MARGIN, embedding: str | None = None) -> q.TypeResults:
         """Documents that mention an entity of the described type, best first, with the matched mentions.
+
+        ``examples`` (with or without a description): surfaces (``"Nile"``), hits, or mentions in the index
+        (:class:`ner_os.query.MentionRef`); ``more_like`` / ``less_like``: hits (or mentions) marked right /
+        wrong, which refine the type vector (docs/queries.md; :meth:`refine` takes hit numbers).
 
         ``k``: documents the k-NN search gathers (default ``max(100, offset + size)``); ``hybrid``:
         fuse with BM25 on ``text`` (RRF); ``filters``: ``{field: value | [values] | {"gte": …}}`` on
@@ -211,22 +224,27 @@ class NerOs:
         ``mention_margin``: a hit's mentions scoring less than its best minus this are left out (None: kept);
         ``embedding``: ``cluster``, ``local`` or ``auto`` (default: the client's, see :class:`NerOs`).
         """
-        query = q.TypeQuery(description, size=size, offset=offset, k=k, hybrid=hybrid, min_score=min_score,
-                            filters=filters, mentions_per_hit=mentions_per_hit, mention_margin=mention_margin)
-        if query.filters:  # a field the index lacks is named before the description is encoded
-            schema.check_filter_fields(self.opensearch, self.index_name(index), query.filters)
-        return self.search_vector(self.query_vector(query.description, index, embedding), query, index=index)
+        return self._drive(*query_steps(self, description, examples=examples, more_like=more_like,
+                                        less_like=less_like, index=index, size=size, k=k, hybrid=hybrid,
+                                        filters=filters, offset=offset, min_score=min_score,
+                                        mentions_per_hit=mentions_per_hit, mention_margin=mention_margin,
+                                        embedding=embedding))
+
+    def search_types(self, queries: Sequence[Any], **options: Any) -> list[q.TypeResults]:
+        """Several type queries over one ``_msearch`` a round (see :mod:`ner_os.client.batch`): each a
+        description or a dict of :meth:`search_type` options, ``options`` applying to all; one result per
+        query in order, a failed one with no hits and its ``error`` (a query that cannot be asked raises)."""
+        return batch_search_types(self, queries, **options)
+
+    def refine(self, results: q.TypeResults, right: Sequence = (), wrong: Sequence = (), **options: Any) -> q.TypeResults:
+        """``results`` searched again, its type vector moved towards the hits marked ``right`` and away from
+        those marked ``wrong`` (hit numbers as printed, or hits); ``options``: as :meth:`search_type`'s."""
+        return refined_results(self, results, right, wrong, **options)
 
     def search_vector(self, vector: q.QueryVector, query: q.TypeQuery, *, index: str | None = None) -> q.TypeResults:
         """:meth:`search_type` for a vector already computed (or a :class:`ner_os.query.NeuralText`): the
         OpenSearch part alone."""
-        index = self.index_name(index)
-        if not isinstance(vector, q.NeuralText):
-            vector = check_vector(vector, self.vector_dimension(index))
-        server_hybrid = query.hybrid and self.server_hybrid(index)
-        steps = q.type_search_steps(vector, query, index=index, server_hybrid=server_hybrid,
-                                    pipeline=self.pipeline(index))
-        return self._drive(steps, index)
+        return self._drive(*vector_steps(self, vector, query, index))
 
     def dsl(self, description: str, *, index: str | None = None, **options: Any) -> str:
         """The complete request for Dashboards Dev Tools (``GET <index>/_search…`` and its body)."""
@@ -253,20 +271,61 @@ class NerOs:
         try:
             return store.send(self.opensearch, index, request)
         except store.MissingIndex:
-            self._dimensions.pop(index, None)
+            self.forget_index(index)
             raise
+
+    def forget_index(self, index: str) -> None:
+        """Forget what was learnt about an index found missing (a new one of that name is read afresh)."""
+        self._dimensions.pop(index, None)
 
     # --- registered types --------------------------------------------------------------------
 
-    def register_type(self, description: str, *, name: str | None = None,
-                      min_score: float = rt.DEFAULT_MIN_SCORE, index: str | None = None) -> rt.TagReport:
-        """Store the type and tag every mention of the index scoring >= ``min_score`` with its name."""
+    def register_type(self, description: str, *, name: str | None = None, min_score: float | None = None,
+                      threshold: Any = None, index: str | None = None) -> rt.TagReport:
+        """Store the type and tag every mention of the index scoring >= ``min_score`` with its name.
+
+        ``threshold`` instead: a rule relative to the index (``"p99.5"``, ``"z3"``: see
+        :mod:`ner_os.query.thresholds`), placed on the index's mentions now; neither: :data:`ner_os.query.
+        thresholds.DEFAULT_TAG_THRESHOLD` (a bare score on an index too small to place it)."""
+        if min_score is not None and threshold is not None:
+            raise NerOsError("give min_score (a bare k-NN score) or threshold (a rule), not both")
         index = self.index_name(index)
         description = check_description(description)
+        vector, made_by = stored_type_vector(self, description, index)  # in the cluster when it embeds queries
+        given = rt.check_min_score(min_score) if min_score is not None else threshold
+        rule, score = q.drive(q.threshold_steps(vector, q.parse_threshold(given) if given is not None
+                                                else q.DEFAULT_TAG_THRESHOLD, fallback=q.TAG_FALLBACK),
+                              lambda request: self._send(request, index))
+        registered = rt.new_type(description, np.asarray(vector, dtype=np.float32), name=name, min_score=score,
+                                 encoder=made_by, threshold=rule.spec() if rule.relative else "")
+        report = types_index.register(self.opensearch, index, registered)
+        return dataclasses.replace(report, min_score=score, threshold=registered.threshold)
+
+    # --- several types in one query, thresholds ----------------------------------------------
+
+    def threshold_score(self, description: str, threshold: Any, *, index: str | None = None) -> float:
+        """The k-NN score a threshold (``0.8``, ``"p99.5"``, ``"z3"``) comes to for ``description`` on ``index``."""
+        index = self.index_name(index)
         vector = self.index_type_vector(description, index)
-        registered = rt.new_type(description, np.asarray(vector, dtype=np.float32), name=name, min_score=min_score,
-                                 encoder=self.encoder_identity())
-        return types_index.register(self.opensearch, index, registered)
+        steps = q.threshold_steps(vector, q.parse_threshold(threshold))
+        return q.drive(steps, lambda request: self._send(request, index))[1]
+
+    def search_combined(self, all_of: Sequence = (), any_of: Sequence = (), none_of: Sequence = (), *,
+                        threshold: Any = None, index: str | None = None, size: int = 10,
+                        filters: Mapping[str, Any] | None = None, approximate: bool = False,
+                        mentions_per_clause: int = 3) -> q.CombinedResults:
+        """Documents with a mention of every ``all_of`` type, of one ``any_of`` type at least, of no
+        ``none_of`` type (see :mod:`ner_os.query.combined`). A type is a description, ``(description,
+        threshold)`` or ``"description@threshold"``; ``threshold`` (``0.8``, ``"p99.5"``, ``"z3"``; default
+        :data:`ner_os.query.DEFAULT_THRESHOLD`) applies to those without their own. ``approximate``: radial
+        HNSW clauses instead of exact scoring."""
+        query = q.CombinedQuery.of(all_of, any_of, none_of, threshold=threshold, size=size, filters=filters,
+                                   approximate=approximate, mentions_per_clause=mentions_per_clause)
+        index = self.index_name(index)
+        if query.filters:
+            schema.check_filter_fields(self.opensearch, index, query.filters)
+        vectors = [self.index_type_vector(item.description, index) for item in query.clauses]
+        return self._drive(q.combined_search_steps(vectors, query, index=index), index)
 
     def registered_types(self, index: str | None = None) -> list[rt.RegisteredType]:
         self.vector_dimension(index)  # a missing index is an error, not "no type registered"
@@ -280,8 +339,9 @@ class NerOs:
         index = self.index_name(index)
         wanted = [types_index.get_type(self.opensearch, index, name) for name in names] if names else \
             self.registered_types(index)
-        return [self.register_type(registered.description, name=registered.name, min_score=registered.min_score,
-                                   index=index) for registered in wanted]
+        return [self.register_type(registered.description, name=registered.name, index=index,
+                                   **({"threshold": registered.threshold} if registered.threshold
+                                      else {"min_score": registered.min_score})) for registered in wanted]
 
     def tagger(self, index: str | None = None) -> rt.Tagger | None:
         """The loader's hook: tags new mentions with the index's registered types (None when none)."""

@@ -9,7 +9,7 @@ fuses the two rankings by reciprocal rank fusion, which on held-out corpora ruin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
 from ner_os.checks import check_description, check_fraction
@@ -17,6 +17,11 @@ from ner_os.errors import NerOsError
 from ner_os.fields import MAX_INNER_HITS, MAX_WINDOW, TEXT_FIELD
 from ner_os.query.filters import filter_clause
 
+# Every hit's ``score``, in every mode: its best mention's k-NN score, (1 + cosine) / 2 in [0, 1] as
+# OpenSearch reports it for the cosinesimil space (the scale of --min-score and the thresholds). The
+# ranking's own score (RRF in hybrid mode) is ``rank_score``, labelled by ``TypeResults.rank_kind``.
+SCORE_SCALE = "k-NN score of the best mention, (1 + cosine) / 2"
+RANK_KINDS = {"knn": "the best mention's k-NN score", "rrf": "reciprocal rank fusion of k-NN and BM25 (RRF)"}
 RRF_RANK_CONSTANT = 60  # the rank_constant ner_os.store gives the RRF search pipeline, used by client-side fusion too
 # The BM25 side of hybrid search: the description is analysed without English stopwords ("river in
 # Africa" must not match every "in"), and every remaining word must match ("sports team" does not
@@ -73,17 +78,18 @@ class TypeHit:
     """A document that mentions an entity of the type, with its matched mentions best first."""
 
     id: str
-    score: float
+    score: float  # on the one scale of every mode: SCORE_SCALE
     source: dict[str, Any]
     mentions: tuple[MentionMatch, ...]
+    rank_score: float | None = None  # what the ranking sorted by (TypeResults.rank_kind); None: the score
 
     @property
     def text(self) -> str:
         return str(self.source.get(TEXT_FIELD, ""))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, "source": self.source,
-                "mentions": [mention.to_dict() for mention in self.mentions]}
+        return {"id": self.id, "score": self.score, "rank_score": self.score if self.rank_score is None
+                else self.rank_score, "source": self.source, "mentions": [mention.to_dict() for mention in self.mentions]}
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,17 @@ class TypeResults:
     offset: int
     hits: tuple[TypeHit, ...]
     took_ms: float = 0.0  # the cluster's own time (sum of the requests' ``took``)
+    # the type vector searched with (None when the cluster embedded the words): what feedback refines
+    vector: Any = field(default=None, repr=False, compare=False)
+    total: int | None = None  # documents matching, as OpenSearch counts them (None: not counted)
+    total_relation: str = "eq"  # "eq": exactly ``total``; "gte": at least ``total``
+    error: str | None = None  # why the query failed (search_types reports a failed query here, hits empty)
+
+    @property
+    def rank_kind(self) -> str:
+        """What ``rank_score`` is: ``knn`` (the best mention's k-NN score, the same as ``score``) or ``rrf``
+        (hybrid: the reciprocal rank fusion of the k-NN and BM25 rankings)."""
+        return "rrf" if self.mode.startswith("hybrid") else "knn"
 
     def __iter__(self):
         return iter(self.hits)

@@ -84,3 +84,24 @@ def rrf_fuse(rankings: Sequence[Sequence[str]], rank_constant: int = RRF_RANK_CO
 
 def took_ms(response: Mapping[str, Any]) -> float:
     return float(response.get("took") or 0.0)
+
+
+def hits_total(response: Mapping[str, Any]) -> tuple[int | None, str]:
+    """``hits.total`` of a response: (documents matching, ``eq`` | ``gte``); (None, ``eq``) when not counted."""
+    total = response.get("hits", {}).get("total")
+    if total is None:
+        return None, "eq"
+    if isinstance(total, Mapping):
+        return int(total.get("value", 0)), str(total.get("relation", "eq"))
+    return int(total), "eq"
+
+
+def fused_total(totals: Sequence[tuple[int | None, str]], rankings: Sequence[Sequence[Any]],
+                fused: Sequence[Any]) -> tuple[int, str]:
+    """The documents of a client-side fusion: exactly the fused list when every ranking came back whole,
+    else at least the largest of the counts (the union is never smaller than either side)."""
+    whole = all(value is not None and relation == "eq" and value <= len(ranked)
+                for (value, relation), ranked in zip(totals, rankings, strict=True))
+    if whole:
+        return len(fused), "eq"
+    return max([len(fused), *(value or 0 for value, _ in totals)]), "gte"

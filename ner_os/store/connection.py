@@ -20,26 +20,28 @@ REFUSED_GRACE_S = 2.0  # a refused connection is retried this long (a node bindi
 def client_from_settings(settings: Settings, wait_s: float | None = None) -> OpenSearch:
     """A client for the configured cluster (or the local node, started when no URL is set), checked
     to answer within ``wait_s`` seconds (default ``settings.timeout_s``)."""
-    if settings.password and not settings.username:
-        raise ConfigError("a password is set (NER_OS_PASSWORD) but no username (--username / NER_OS_USERNAME)")
+    check_credentials(settings)
     if settings.opensearch_url:
         check_url(settings.opensearch_url)
     url = ensure_cluster_url(settings)
-    auth = (settings.username, settings.password or "") if settings.username else None
-    client = OpenSearch(
-        hosts=[url],
-        http_auth=auth,
-        verify_certs=settings.verify_certs,
-        ssl_show_warn=settings.verify_certs,
-        ca_certs=settings.ca_certs,
-        client_cert=settings.client_cert,
-        client_key=settings.client_key,
-        timeout=settings.timeout_s,
-        max_retries=3,
-        retry_on_timeout=True,
-    )
+    client = OpenSearch(**client_options(settings, url))
     wait_until_reachable(client, url, settings.timeout_s if wait_s is None else wait_s)
     return client
+
+
+def check_credentials(settings: Settings) -> None:
+    if settings.password and not settings.username:
+        raise ConfigError("a password is set (NER_OS_PASSWORD) but no username (--username / NER_OS_USERNAME)")
+
+
+def client_options(settings: Settings, url: str) -> dict[str, Any]:
+    """The keyword arguments of an ``OpenSearch`` (or ``AsyncOpenSearch``) client for ``url``: credentials,
+    TLS, timeout and retries from the settings."""
+    check_credentials(settings)
+    return {"hosts": [url], "http_auth": (settings.username, settings.password or "") if settings.username else None,
+            "verify_certs": settings.verify_certs, "ssl_show_warn": settings.verify_certs,
+            "ca_certs": settings.ca_certs, "client_cert": settings.client_cert, "client_key": settings.client_key,
+            "timeout": settings.timeout_s, "max_retries": 3, "retry_on_timeout": True}
 
 
 def check_url(url: str) -> None:

@@ -48,6 +48,7 @@ TYPES_INDEX_BODY = {
             "dim": {"type": "integer"},
             "encoder": {"type": "object", "enabled": False},
             "updated_at": {"type": "date"},
+            "threshold": {"type": "keyword"},
         },
     },
 }
@@ -118,6 +119,8 @@ def store_type(client, index: str, registered: RegisteredType) -> None:
         except os_errors.RequestError as error:  # created by a concurrent caller in the meantime
             if "resource_already_exists" not in str(error):
                 raise
+    elif registered.threshold:  # a registry made before relative thresholds: its strict mapping gains the field
+        client.indices.put_mapping(index=TYPES_INDEX, body={"properties": {"threshold": {"type": "keyword"}}})
     client.index(index=TYPES_INDEX, id=record_id(index, registered.name), body=registered.to_source(index),
                  refresh="wait_for")
 

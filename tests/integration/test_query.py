@@ -358,7 +358,8 @@ def test_cli_search_prints_highlighted_results_and_json(real_corpus, opensearch_
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("1. ") and "[[" in lines[1] and "]]" in lines[1]
+    assert re.fullmatch(r"'athlete': [\d,]+ documents? \(knn\); score: k-NN score of the best mention, .*", lines[0])
+    assert lines[1].startswith("1. ") and "[[" in lines[2] and "]]" in lines[2]
     result = CliRunner().invoke(cli, args + ["--json"])
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert [row["rank"] for row in rows] == [1, 2, 3]

@@ -110,12 +110,19 @@ QUERY_STAND_INS = textwrap.dedent(
     NerOs.cluster_model = lambda self, index=None, embedding=None: None
     NerOs.neural_search = lambda self: False
 
-    def search_vector(self, vector, query, index=None):
+    import ner_os.client.prepare as prepare
+
+    def vector_steps(ner, vector, query, index=None):  # the steps, answered without a request
         assert len(vector) == {dim}, len(vector)
         searched.append(query.description)
-        return TypeResults(query.description, index or "ner-os", "knn", 0, ())
 
-    NerOs.search_vector = search_vector
+        def no_request():
+            return TypeResults(query.description, index or "ner-os", "knn", 0, ())
+            yield
+
+        return no_request(), index or "ner-os"
+
+    prepare.vector_steps = vector_steps
     """
 )
 API_QUERY = "\nNerOs().search_type('dinosaur', hybrid=False)\nassert searched == ['dinosaur'], searched\n"

@@ -322,7 +322,9 @@ def test_server_hybrid_ranks_ids_with_the_pipeline_then_fetches_the_page():
     assert "hybrid" in requests[0].body["query"] and requests[0].body["stored_fields"] == "_none_"
     assert knn_specs(requests[1].body)[0]["filter"] == {"terms": {"doc_id": ["a", "b"]}}
     assert results.ids == ["a", "b"] and results.mode == "hybrid-server"
-    assert results[0].score == pytest.approx(0.03)  # the fused score, not the mention score
+    assert results[0].rank_score == pytest.approx(0.03) and results.rank_kind == "rrf"  # what ranked it
+    assert [hit.score for hit in results] == pytest.approx([0.9, 0.7])  # the best mention's k-NN score
+    assert results.total is None  # these canned responses carry no hits.total
     assert results[0].mentions[0].position == 1 and results.took_ms == 4
 
 
@@ -350,7 +352,9 @@ def test_client_hybrid_fuses_both_rankings_then_fetches_the_page():
     assert all(body["stored_fields"] == "_none_" for body in requests[0].bodies)
     assert results.ids == ["b", "a", "c"]
     assert results[2].mentions[0].position == 3 and results.mode == "hybrid-client"
-    assert results[0].score == pytest.approx(1 / 62 + BM25_WEIGHT / 62)
+    assert results[0].rank_score == pytest.approx(1 / 62 + BM25_WEIGHT / 62)
+    assert [hit.score for hit in results] == pytest.approx([0.8, 0.9, 0.6])  # one scale, not the fused one
+    assert (results.total, results.total_relation) == (3, "gte")  # the rankings gave no count: a lower bound
 
 
 def test_rrf_weights_scale_each_ranking():

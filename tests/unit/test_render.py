@@ -29,7 +29,8 @@ def test_results_are_ranked_lines_with_highlighted_text_and_scored_mentions():
     text = "The T. rex met a\nStegosaurus."
     hit = TypeHit(id="d1", score=0.5, source={"text": text}, mentions=(mention(4, 10, 0.8, text),))
     lines = format_results(TypeResults("dinosaur", "i", "knn", offset=2, hits=(hit,)), lambda s: f"[[{s}]]")
-    assert lines == ["3. 0.5000  d1", "   The [[T. rex]] met a Stegosaurus.", "   T. rex 0.800 [4:10]"]
+    assert lines == ["'dinosaur': 1 document shown (knn); score: k-NN score of the best mention, (1 + cosine) / 2",
+                     "3. 0.5000  d1", "   The [[T. rex]] met a Stegosaurus.", "   T. rex 0.800 [4:10]"]
 
 
 def test_no_results_say_so():
