@@ -9,7 +9,8 @@ import click
 from ner_os import render
 from ner_os.cli.options import cluster_options, friendly_errors, model_options, settings_from
 
-TYPE_HELP = ' (repeatable; "DESCRIPTION@THRESHOLD" gives it its own threshold)'
+TYPE_HELP = (' (repeatable; "DESCRIPTION@THRESHOLD" gives it its own threshold, "like:Nile;DOCID:START-END" '
+             'gives it by examples as search --like does)')
 
 
 @click.command("combine")

@@ -33,7 +33,7 @@ from ner_os.store import search as store
 from ner_os.store.connection import client_from_settings, has_neural_search
 from ner_os.client.dimension import head_output_dimension
 from ner_os.client.cluster_vector import stored_type_vector
-from ner_os.client.by_example import refine as refined_results
+from ner_os.client.by_example import composed_vector, refine as refined_results
 from ner_os.client.batch import search_types as batch_search_types
 from ner_os.client.prepare import query_steps, vector_steps
 
@@ -324,7 +324,8 @@ class NerOs:
         index = self.index_name(index)
         if query.filters:
             schema.check_filter_fields(self.opensearch, index, query.filters)
-        vectors = [self.index_type_vector(item.description, index) for item in query.clauses]
+        vectors = [composed_vector(self, item.description, item.examples, (), (), index) if item.examples
+                   else self.index_type_vector(item.description, index) for item in query.clauses]
         return self._drive(q.combined_search_steps(vectors, query, index=index), index)
 
     def registered_types(self, index: str | None = None) -> list[rt.RegisteredType]:

@@ -1,4 +1,4 @@
-"""Several types in one query: ``all_of``, ``any_of`` and ``none_of`` over type descriptions.
+"""Several types in one query: ``all_of``, ``any_of`` and ``none_of`` over type descriptions or examples.
 
 The request is one ``bool`` of nested clauses on ``mentions``, one per type, each with its own
 threshold on the k-NN score (:mod:`ner_os.query.thresholds`): a document matches a clause when one
@@ -25,6 +25,7 @@ from ner_os.checks import check_description
 from ner_os.errors import NerOsError
 from ner_os.fields import MAX_INNER_HITS, MAX_WINDOW, MENTIONS_PATH, SOURCE_WITHOUT_VECTORS, TEXT_FIELD
 from ner_os.query.bodies import knn_clause
+from ner_os.query.examples import parse_example, query_label, split_examples
 from ner_os.query.filters import filter_clause
 from ner_os.query.model import MentionMatch
 from ner_os.query.results import parse_mentions, ranked_hits, took_ms
@@ -34,19 +35,27 @@ from ner_os.query.thresholds import (DEFAULT_THRESHOLD, Threshold, exact_mention
 
 ROLES = ("all_of", "any_of", "none_of")
 CLAUSE_SEPARATOR = "@"  # "political party@p99.5": a clause's own threshold on the command line
+LIKE_PREFIX, EXAMPLE_SEPARATOR = "like:", ";"  # "like:Nile;Danube@z2.5": a clause given by examples
 
 
 @dataclass(frozen=True)
 class TypeClause:
-    """One type of a combined query: its role, description and threshold."""
+    """One type of a combined query: its role, description and/or examples (as ``search_type`` takes
+    them: surfaces, mentions in the index) and threshold."""
 
     role: str
-    description: str
+    description: str | None
     threshold: Threshold
+    examples: tuple = ()
+
+    def __post_init__(self):
+        if self.description is None and not self.examples:
+            raise NerOsError(f"a {self.role} type needs a description or examples")
+        split_examples(self.examples)  # HIT:N and malformed examples fail here, before any request
 
     @property
     def label(self) -> str:
-        return f"{self.role}:{self.description}"
+        return f"{self.role}:{query_label(self.description, self.examples)}"
 
     @property
     def positive(self) -> bool:
@@ -88,6 +97,16 @@ class CombinedQuery:
 
 
 def clause(role: str, item: Any, default: Threshold) -> TypeClause:
+    """A type as given: a description, ``(description, threshold)``, ``"description@threshold"``,
+    ``"like:EXAMPLE;EXAMPLE[@threshold]"`` or ``{"description": ..., "examples": [...], "threshold": ...}``."""
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"description", "examples", "threshold"}
+        if unknown:
+            raise NerOsError(f"a {role} type takes description, examples and threshold, not {sorted(unknown)}")
+        description = item.get("description")
+        threshold = parse_threshold(item["threshold"]) if item.get("threshold") is not None else default
+        return TypeClause(role, None if description is None else check_description(description), threshold,
+                          tuple(item.get("examples") or ()))
     if isinstance(item, (tuple, list)):
         description, threshold = item
         return TypeClause(role, check_description(description), parse_threshold(threshold))
@@ -95,6 +114,9 @@ def clause(role: str, item: Any, default: Threshold) -> TypeClause:
     if CLAUSE_SEPARATOR in description:
         description, _, spec = description.rpartition(CLAUSE_SEPARATOR)
         threshold = parse_threshold(spec)
+    if description.startswith(LIKE_PREFIX):
+        examples = [parse_example(x) for x in description[len(LIKE_PREFIX):].split(EXAMPLE_SEPARATOR) if x.strip()]
+        return TypeClause(role, None, threshold, tuple(examples))
     return TypeClause(role, check_description(description), threshold)
 
 

@@ -125,6 +125,21 @@ def test_combined_query_returns_exactly_the_brute_force_answer(ner, client, fres
             assert all(abs(m.score - scores[m.position]) < 1e-5 for m in matched)
 
 
+
+@pytest.mark.parametrize("clause", ["like:merkel:0-13;obama:0-12@0.8",
+                                    {"examples": [("merkel", 0, 13), ("obama", 0, 12)], "threshold": 0.8}],
+                         ids=["cli-text", "api-dict"])
+def test_a_type_given_by_examples_is_a_clause_like_any_other(ner, client, fresh_index, clause):
+    stored = stored_vectors(client, fresh_index)
+    examples = [stored["merkel"][0], stored["obama"][0]]  # Angela Merkel, Barack Obama: their stored vectors
+    vector = q.combine(None, [unit(row) for row in examples])
+    results = ner.search_combined(all_of=[clause], none_of=["company"], threshold=0.75, size=1000,
+                                  mentions_per_clause=100)
+    assert results.clauses[0].examples and results.clauses[0].label.startswith("all_of:like ")
+    answer = q.brute_force_ids(stored, [vector, TYPE_VECTORS["company"]], results.thresholds, ["all_of", "none_of"])
+    assert answer and set(results.ids) == answer
+    assert "siemens" not in answer  # a politician, but also a company
+
 def test_relative_thresholds_are_placed_on_all_the_index_mentions(ner, client, fresh_index):
     scores = np.concatenate([mention_scores(rows, "company") for rows in stored_vectors(client, fresh_index).values()])
     ranked = np.sort(scores)[::-1]
