@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from axis_embedder import AxisEmbedder
+from axis_embedder import AxisEmbedder, index_documents
 
 from ner_os import query as q
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
-from ner_os.store import bulk, schema, types_index
+from ner_os.store import types_index
 
 pytestmark = pytest.mark.integration
 
@@ -53,20 +53,9 @@ def corpus():
     return docs
 
 
-def source(text, mentions):
-    out = []
-    for surface, vector in mentions:
-        start = text.index(surface)
-        out.append({"start": start, "end": start + len(surface), "surface": surface, "vector": vector.tolist()})
-    return {"text": text, "mentions": out}
-
-
 @pytest.fixture
 def ner(client, opensearch_url, fresh_index):
-    schema.install_templates(client, Settings.resolve(index=fresh_index), DIM)
-    actions = [{"_index": fresh_index, "_id": doc_id, "_source": source(text, mentions)}
-               for doc_id, text, mentions in corpus()]
-    assert bulk.bulk_index(client, actions, refresh=True).failures == []
+    index_documents(client, fresh_index, DIM, ((doc_id, text, mentions) for doc_id, text, mentions in corpus()))
     yield NerOs(Settings.resolve(opensearch_url=opensearch_url, index=fresh_index), opensearch=client,
                 embedder=AxisEmbedder(TYPE_VECTORS))
     for registered in types_index.read_types(client, fresh_index):

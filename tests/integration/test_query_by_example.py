@@ -12,14 +12,14 @@ import json
 
 import numpy as np
 import pytest
-from axis_embedder import AxisEmbedder
+from axis_embedder import AxisEmbedder, index_documents
 
 from ner_os import query as q
 from ner_os.client import NerOs
 from ner_os.client.last_result import last_result_path
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
-from ner_os.store import bulk, schema
+from ner_os.store import schema
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +49,9 @@ def corpus():
     return docs
 
 
-def source(text, mentions):
-    out = []
-    for surface, vector in mentions:
-        start = text.index(surface)
-        out.append({"start": start, "end": start + len(surface), "surface": surface, "vector": vector.tolist()})
-    return {"text": text, "mentions": out}
-
-
 @pytest.fixture
 def ner(client, opensearch_url, fresh_index):
-    schema.install_templates(client, Settings.resolve(index=fresh_index), DIM)
-    actions = [{"_index": fresh_index, "_id": doc_id, "_source": source(text, mentions)}
-               for doc_id, _, text, mentions in corpus()]
-    assert bulk.bulk_index(client, actions, refresh=True).failures == []
+    index_documents(client, fresh_index, DIM, ((doc_id, text, mentions) for doc_id, _, text, mentions in corpus()))
     return NerOs(Settings.resolve(opensearch_url=opensearch_url, index=fresh_index), opensearch=client,
                  embedder=AxisEmbedder(TYPE_VECTORS))
 
