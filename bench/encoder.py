@@ -179,10 +179,15 @@ def matmul_rate(threads: int, size: int = 2048, seconds: float = 3.0) -> float:
     import torch
 
     a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
+    return square_matmul_rate(lambda: torch.mm(a, b), size, seconds)
+
+
+def square_matmul_rate(multiply, size: int, seconds: float) -> float:
+    """FLOP/s of ``multiply`` (one size x size by size x size product), warmed once, then run for ``seconds``."""
+    multiply()
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        torch.mm(a, b)
+        multiply()
         count += 1
     return 2 * size**3 * count / (time.perf_counter() - started)
 
@@ -203,12 +208,7 @@ def ort_matmul_rate(threads: int, size: int = 2048, seconds: float = 3.0) -> flo
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {"x": rng.standard_normal((size, size), dtype=np.float32)}
-    session.run(None, feed)
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        session.run(None, feed)
-        count += 1
-    return 2 * size**3 * count / (time.perf_counter() - started)
+    return square_matmul_rate(lambda: session.run(None, feed), size, seconds)
 
 
 def ort_options(threads: int):
