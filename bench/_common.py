@@ -55,6 +55,15 @@ def write_json(out: str | Path, report: dict) -> Path:
     return out
 
 
+def merge_json(out: str | Path, keys: dict) -> Path:
+    """Set ``keys`` in the JSON object at ``out`` (made when missing), leaving its other keys as they are:
+    for a summary file that several benches fill (bench/results/query.json)."""
+    out = Path(out)
+    report = json.loads(out.read_text()) if out.is_file() else {}
+    report.update(keys)
+    return write_json(out, report)
+
+
 def write_result(out: str | Path, report: dict, script: str, argv: Sequence[str] | None, started: float) -> dict:
     """``report`` plus how, where and when it was made (command, machine, date, seconds since
     ``started``), written as JSON to ``out``; returns it."""

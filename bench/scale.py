@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import FEWNERD, RESULTS, command, machine, utc_now, write_json
+from _common import FEWNERD, RESULTS, command, machine, merge_json, utc_now, write_json
 from head import test_vectors
 from query_cold import HEADS, MODIFIERS
 from ner_os.client import NerOs
@@ -48,6 +48,8 @@ from ner_os.query import TypeQuery
 from ner_os.store import bulk, schema
 
 OUT = RESULTS / "scale.json"
+CHART = RESULTS.parent.parent / "docs" / "scale-latency.png"
+SUMMARY = RESULTS / "query.json"  # the issue-17 figures: `scale` and the uncached latency at the largest size
 BULK_CHUNK = 200
 
 
@@ -216,7 +218,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", action="store_true", help="leave the index for a look afterwards")
+    parser.add_argument("--chart", type=Path, default=CHART, help="latency against mentions (PNG; needs matplotlib)")
+    parser.add_argument("--redraw", action="store_true", help="only draw --chart again from --out")
     args = parser.parse_args()
+    if args.redraw:
+        draw_chart(json.loads(args.out.read_text()), args.chart)
+        return
 
     started, load_before = time.perf_counter(), os.getloadavg()
     settings = Settings.resolve(opensearch_url=args.url)
@@ -247,6 +254,56 @@ def main() -> None:
         "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
         "seconds": round(time.perf_counter() - started, 1)})
     print(f"wrote {args.out}")
+    if not args.encoder and args.out == OUT:
+        write_summary(scale, args.out)
+        draw_chart(json.loads(args.out.read_text()), args.chart)
+
+
+def draw_chart(report: dict, path: Path) -> None:
+    """p50 and p99 of both modes against the number of mentions (log x), recall@10 written at each point."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("no matplotlib (pip install 'ner-os[eval]'): chart not drawn")
+        return
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    rows = report["scale"]
+    sizes = [row["mentions"] for row in rows]
+    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    for key, label, style in (("knn", "k-NN, type vector given", "-o"),
+                              ("default", "search_type, new description each time", "-s")):
+        axes.plot(sizes, [row[f"{key}_p50_ms"] for row in rows], style, label=f"{label}: p50")
+        axes.plot(sizes, [row[f"{key}_p99_ms"] for row in rows], style, alpha=0.4, label=f"{label}: p99")
+    for size, row in zip(sizes, rows):
+        axes.annotate(f"recall@10 {row['recall_at_10']:.3f}", (size, row["knn_p50_ms"]), textcoords="offset points",
+                      xytext=(0, -14), ha="center", fontsize=7)
+    axes.set_xscale("log")
+    axes.set_xlabel("distinct mention vectors in the index")
+    axes.set_ylabel("ms per query")
+    axes.set_ylim(bottom=0)
+    axes.set_title(f"One local node, 2-core CPU ({report['encoder']}, {report['date'][:10]})", fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    print(f"drew {path}")
+
+
+def write_summary(scale: list[dict], source: Path) -> None:
+    """query.json's ``scale`` list and ``uncached_p50_ms`` / ``uncached_p99_ms``: the default mode with a new
+    description every query, at the largest size measured."""
+    largest = scale[-1]
+    keys = ["mentions", "distinct", "knn_p50_ms", "knn_p99_ms", "default_p50_ms", "default_p99_ms", "recall_at_10",
+            "build_s", "heap_mb", "disk_mb", "heap_mb_per_million", "disk_mb_per_million", "load_average"]
+    merge_json(SUMMARY, {
+        "scale": [{key: row[key] for key in keys} for row in scale],
+        "uncached_p50_ms": largest["default_p50_ms"], "uncached_p99_ms": largest["default_p99_ms"],
+        "uncached_at_mentions": largest["mentions"],
+        "scale_source": f"{os.path.relpath(source, RESULTS.parent.parent)} ({command('bench/scale.py')}, {utc_now()})"})
+    print(f"updated {SUMMARY}")
 
 
 if __name__ == "__main__":

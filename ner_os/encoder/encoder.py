@@ -87,12 +87,15 @@ class Encoder:
         export_dir: str | Path | None = None,
         max_tokens: int | None = None,
         threads: int | None = None,
+        spin: bool = False,
     ) -> "Encoder":
         """An encoder for ``profile`` (a name or a :class:`Profile`), building what is missing.
 
         backend="onnx" finds or builds the export for profile/layer/dtype under the cache dir (or
         uses ``export_dir``); backend="torch" runs the truncated module, or with mode="reference"
         the full model with a forward hook on ``v_proj`` (for parity checks and the benchmark).
+        ``spin``: ONNX Runtime's threads busy-wait between operators, for a process that runs little
+        beside the encoder and encodes short texts (a query client: a description in ~3 ms less).
         """
         check_choices(backend, device, mode)
         if not isinstance(profile, Profile):
@@ -106,7 +109,7 @@ class Encoder:
             from ner_os.encoder.onnx_runner import onnx_backend  # imports onnxruntime
 
             directory = ensure_export(profile, dtype=dtype, cache_dir=cache_dir, out=export_dir)
-            built = onnx_backend(directory, device=device, threads=threads)
+            built = onnx_backend(directory, device=device, threads=threads, spin=spin)
         return cls.from_backend(profile, built, batch_tokens=batch_tokens, max_tokens=max_tokens)
 
     @classmethod

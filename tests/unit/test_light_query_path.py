@@ -176,3 +176,15 @@ def test_a_long_list_is_tokenised_by_the_whole_tokenizer_at_once(tmp_path_factor
         one_by_one = encoder.tokenize(text)
         assert ids == one_by_one[0] and np.array_equal(offsets, one_by_one[1]), text
     assert all(item.vectors.shape[0] == len(encoder.tokenize(text)[0]) for text, item in zip(texts, got))
+
+
+def test_a_spinning_session_gives_the_same_vectors(tmp_path_factory):
+    """Busy-waiting threads (the query client's choice) change the timing only, never the numbers."""
+    profile, directory = tiny_export("llama", tmp_path_factory)
+    options = dict(backend="onnx", export_dir=directory, cache_dir=tmp_path_factory.getbasetemp())
+    quiet, spinning = Encoder.load(profile, **options), Encoder.load(profile, spin=True, **options)
+    assert (quiet.runner.spin, spinning.runner.spin) == (False, True)
+    assert spinning.runner._options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert quiet.runner._options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    for got, want in zip(spinning.encode(CORPUS), quiet.encode(CORPUS)):
+        assert np.array_equal(got.vectors, want.vectors)
