@@ -199,6 +199,21 @@ def generated_statistics(real: RealMentions, rng: np.random.Generator, sample: i
             "spread_rms": round(float(np.sqrt((real.spread ** 2).sum())), 4)}
 
 
+def type_score_statistics(real: RealMentions, type_vectors: dict[str, np.ndarray], rng: np.random.Generator) -> dict:
+    """How generated rows score against the type queries next to real ones: for each type, the share of
+    generated rows (one copy of every real row) above the real rows' 99th percentile (1 % if alike)."""
+    made = unit(real.vectors + rng.standard_normal(real.vectors.shape, dtype=np.float32) * real.spread)
+    queries = unit(np.stack(list(type_vectors.values())))
+    real_scores, made_scores = queries @ real.vectors.T, queries @ made.T
+    cutoffs = np.percentile(real_scores, 99, axis=1, keepdims=True)
+    above = (made_scores > cutoffs).mean(axis=1)
+    return {"generated_share_above_real_p99_mean": round(float(above.mean()), 4),
+            "generated_share_above_real_p99_min": round(float(above.min()), 4),
+            "generated_share_above_real_p99_max": round(float(above.max()), 4),
+            "real_score_p99_mean": round(float(cutoffs.mean()), 4),
+            "generated_score_p99_mean": round(float(np.percentile(made_scores, 99, axis=1).mean()), 4)}
+
+
 def fresh_descriptions():
     """Descriptions never asked before in this process: HEADS x MODIFIERS, then numbered ones."""
     for modifier, head in itertools.product(MODIFIERS, HEADS):
@@ -220,6 +235,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the index for a look afterwards")
     parser.add_argument("--chart", type=Path, default=CHART, help="latency against mentions (PNG; needs matplotlib)")
     parser.add_argument("--redraw", action="store_true", help="only draw --chart again from --out")
+    parser.add_argument("--statistics", action="store_true",
+                        help="only print how generated rows compare with real ones (no index)")
     args = parser.parse_args()
     if args.redraw:
         draw_chart(json.loads(args.out.read_text()), args.chart)
@@ -232,6 +249,10 @@ def main() -> None:
     print(f"{len(real)} distinct real mentions in {len(real.by_sentence)} sentences", flush=True)
     descriptions = list(dict.fromkeys(json.loads((args.data / "type_names.json").read_text()).values()))
     type_vectors = {d: ner.type_vector(d) for d in descriptions}
+    if args.statistics:
+        print(json.dumps({**generated_statistics(real, np.random.default_rng(1)),
+                          **type_score_statistics(real, type_vectors, np.random.default_rng(2))}, indent=2))
+        return
     index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
     fresh = fresh_descriptions()
     scale = []
@@ -248,7 +269,9 @@ def main() -> None:
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
     write_json(args.out, {
         "scale": scale, "distinct_checked": bool(distinct), "encoder": args.encoder or "none (float32)",
-        "real_mentions": len(real), "generated_statistics": generated_statistics(real, np.random.default_rng(1)),
+        "real_mentions": len(real), "generated_statistics": {
+            **generated_statistics(real, np.random.default_rng(1)),
+            **type_score_statistics(real, type_vectors, np.random.default_rng(2))},
         "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
         "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
@@ -272,10 +295,11 @@ def draw_chart(report: dict, path: Path) -> None:
     rows = report["scale"]
     sizes = [row["mentions"] for row in rows]
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    for key, label, style in (("knn", "k-NN, type vector given", "-o"),
-                              ("default", "search_type, new description each time", "-s")):
-        axes.plot(sizes, [row[f"{key}_p50_ms"] for row in rows], style, label=f"{label}: p50")
-        axes.plot(sizes, [row[f"{key}_p99_ms"] for row in rows], style, alpha=0.4, label=f"{label}: p99")
+    for key, label, style, colour in (("knn", "k-NN, type vector given", "-o", "tab:blue"),
+                                      ("default", "search_type, new description each time", "-s", "tab:green")):
+        axes.plot(sizes, [row[f"{key}_p50_ms"] for row in rows], style, color=colour, label=f"{label}: p50")
+        axes.plot(sizes, [row[f"{key}_p99_ms"] for row in rows], style, color=colour, alpha=0.35,
+                  label=f"{label}: p99")
     for size, row in zip(sizes, rows):
         axes.annotate(f"recall@10 {row['recall_at_10']:.3f}", (size, row["knn_p50_ms"]), textcoords="offset points",
                       xytext=(0, -14), ha="center", fontsize=7)
@@ -283,7 +307,7 @@ def draw_chart(report: dict, path: Path) -> None:
     axes.set_xlabel("distinct mention vectors in the index")
     axes.set_ylabel("ms per query")
     axes.set_ylim(bottom=0)
-    axes.set_title(f"One local node, 2-core CPU ({report['encoder']}, {report['date'][:10]})", fontsize=9)
+    axes.set_title(f"One local node, 2-core CPU, stored vectors {report['encoder']}, {report['date'][:10]}", fontsize=9)
     axes.legend(fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
