@@ -25,7 +25,6 @@ from ner_os import registered_types as rt
 from ner_os.checks import check_description, check_vector
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, NerOsError
-from ner_os.encoder import Encoder
 from ner_os.fields import VECTOR_FIELD
 from ner_os.mentions.cache import cached_type_vector, type_vector_cache
 from ner_os.mentions.embedder import MentionEmbedder, vectors_identity
@@ -90,7 +89,7 @@ class NerOs:
     def embedder(self):
         if self._embedder is None:
             # spinning threads: the client process encodes short descriptions with nothing else running
-            self._embedder = MentionEmbedder.from_settings(self.settings, Encoder.from_settings(self.settings, spin=True))
+            self._embedder = MentionEmbedder.from_settings(self.settings, spin=True)
         return self._embedder
 
     def encoder_identity(self) -> dict[str, Any] | None:

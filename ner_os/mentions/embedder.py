@@ -32,10 +32,11 @@ class MentionEmbedder:
         self.head = head
 
     @classmethod
-    def from_settings(cls, settings, encoder=None) -> "MentionEmbedder":
-        """The encoder of the settings and the head they select (see :func:`ner_os.head.head_for`)."""
+    def from_settings(cls, settings, encoder=None, *, spin: bool = False) -> "MentionEmbedder":
+        """The encoder of the settings and the head they select (see :func:`ner_os.head.head_for`);
+        ``spin``: a new encoder's ONNX threads busy-wait between operators (see :meth:`Encoder.load`)."""
         if encoder is None:
-            encoder = Encoder.from_settings(settings)
+            encoder = Encoder.from_settings(settings, spin=spin)
         return cls(encoder, head_for(settings, encoder))
 
     @property

@@ -47,7 +47,7 @@ def embedder(tmp_path_factory):
 @pytest.fixture
 def tiny_model(monkeypatch, embedder):
     """The CLI's commands build their embedder from the settings: give them the tiny model instead."""
-    monkeypatch.setattr(MentionEmbedder, "from_settings", classmethod(lambda cls, settings: embedder))
+    monkeypatch.setattr(MentionEmbedder, "from_settings", classmethod(lambda cls, settings, **options: embedder))
     return embedder
 
 
