@@ -85,13 +85,18 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+def generated(vectors: np.ndarray, real: RealMentions, rng: np.random.Generator) -> np.ndarray:
+    """New unit rows near ``vectors``: each plus Gaussian noise of the real within-type spread."""
+    return unit(vectors + rng.standard_normal(vectors.shape, dtype=np.float32) * real.spread)
+
+
 def documents(real: RealMentions, rng: np.random.Generator):
     """(doc id, text, mention rows) forever: the real sentences once, then generated copies of them."""
     for copy in itertools.count():
         for number, rows in enumerate(real.by_sentence):
             vectors = real.vectors[rows]
             if copy:
-                vectors = unit(vectors + rng.standard_normal(vectors.shape, dtype=np.float32) * real.spread)
+                vectors = generated(vectors, real, rng)
             text = real.texts[real.sentence_ids[rows[0]]]
             mentions = [{"start": int(s), "end": int(e), "surface": text[s:e], "vector": v}
                         for s, e, v in zip(real.starts[rows], real.ends[rows], vectors)]
@@ -191,7 +196,7 @@ def generated_statistics(real: RealMentions, rng: np.random.Generator, sample: i
     """How close generated rows stay to real ones: cosine to their source, and to the nearest real row."""
     rows = rng.choice(len(real), size=min(sample, len(real)), replace=False)
     source = real.vectors[rows]
-    made = unit(source + rng.standard_normal(source.shape, dtype=np.float32) * real.spread)
+    made = generated(source, real, rng)
     nearest_other = np.sort(source @ real.vectors.T, axis=1)[:, -2]
     return {"cosine_to_source_mean": round(float((made * source).sum(1).mean()), 4),
             "cosine_to_nearest_real_mean": round(float((made @ real.vectors.T).max(1).mean()), 4),
@@ -202,7 +207,7 @@ def generated_statistics(real: RealMentions, rng: np.random.Generator, sample: i
 def type_score_statistics(real: RealMentions, type_vectors: dict[str, np.ndarray], rng: np.random.Generator) -> dict:
     """How generated rows score against the type queries next to real ones: for each type, the share of
     generated rows (one copy of every real row) above the real rows' 99th percentile (1 % if alike)."""
-    made = unit(real.vectors + rng.standard_normal(real.vectors.shape, dtype=np.float32) * real.spread)
+    made = generated(real.vectors, real, rng)
     queries = unit(np.stack(list(type_vectors.values())))
     real_scores, made_scores = queries @ real.vectors.T, queries @ made.T
     cutoffs = np.percentile(real_scores, 99, axis=1, keepdims=True)
@@ -212,6 +217,11 @@ def type_score_statistics(real: RealMentions, type_vectors: dict[str, np.ndarray
             "generated_share_above_real_p99_max": round(float(above.max()), 4),
             "real_score_p99_mean": round(float(cutoffs.mean()), 4),
             "generated_score_p99_mean": round(float(np.percentile(made_scores, 99, axis=1).mean()), 4)}
+
+
+def generated_against_real(real: RealMentions, type_vectors: dict[str, np.ndarray]) -> dict:
+    return {**generated_statistics(real, np.random.default_rng(1)),
+            **type_score_statistics(real, type_vectors, np.random.default_rng(2))}
 
 
 def fresh_descriptions():
@@ -250,8 +260,7 @@ def main() -> None:
     descriptions = list(dict.fromkeys(json.loads((args.data / "type_names.json").read_text()).values()))
     type_vectors = {d: ner.type_vector(d) for d in descriptions}
     if args.statistics:
-        print(json.dumps({**generated_statistics(real, np.random.default_rng(1)),
-                          **type_score_statistics(real, type_vectors, np.random.default_rng(2))}, indent=2))
+        print(json.dumps(generated_against_real(real, type_vectors), indent=2))
         return
     index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
     fresh = fresh_descriptions()
@@ -269,9 +278,7 @@ def main() -> None:
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
     write_json(args.out, {
         "scale": scale, "distinct_checked": bool(distinct), "encoder": args.encoder or "none (float32)",
-        "real_mentions": len(real), "generated_statistics": {
-            **generated_statistics(real, np.random.default_rng(1)),
-            **type_score_statistics(real, type_vectors, np.random.default_rng(2))},
+        "real_mentions": len(real), "generated_statistics": generated_against_real(real, type_vectors),
         "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
         "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
