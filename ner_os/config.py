@@ -17,6 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
+from ner_os.errors import ConfigError
+from ner_os.profiles import DTYPES, PROFILES
+
 ENV_PREFIX = "NER_OS_"
 SECRET_FIELDS = frozenset({"password"})
 
@@ -38,7 +41,8 @@ class Settings:
     head: str | None = None  # path to a head directory; None: the head shipped for the profile
     backend: str = "onnx"  # onnx | torch
     device: str = "cpu"  # cpu | cuda
-    dtype: str = "fp32"  # fp32 | fp16 | int8
+    dtype: str = "fp32"  # fp32 | fp16 | int8: the documents' encoder (load, eval, train)
+    query_dtype: str | None = None  # the type descriptions' encoder; None: see Settings.query_numerics
     batch_tokens: int = 2048
     spans: str | None = None  # union | encoder | spacy | given; None: union where it fits the encoder, else spacy
     # cluster
@@ -75,6 +79,29 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def query_numerics(self) -> str:
+        """The numerics type descriptions are encoded in: ``query_dtype`` where set; else, for fp32
+        documents through ONNX on a CPU, the profile's measured choice (``Profile.cpu_query_dtype``: int8
+        for gemma3-270m, where a description's time is the weights' memory traffic and int8 reads a
+        quarter of it); else ``dtype``. Other weights or another layer than the profile's keep ``dtype``:
+        the choice was measured for the profile's own."""
+        if self.query_dtype is not None:
+            if self.query_dtype not in DTYPES:
+                raise ConfigError(f"query_dtype {self.query_dtype!r} ({ENV_PREFIX}QUERY_DTYPE): expected one of "
+                                  f"{', '.join(DTYPES)}")
+            return self.query_dtype
+        if (self.backend, self.device, self.dtype, self.model) != ("onnx", "cpu", "fp32", None):
+            return self.dtype
+        profile = PROFILES.get(self.profile)
+        if profile is None or self.layer not in (None, profile.layer):
+            return self.dtype
+        return profile.cpu_query_dtype
+
+    def for_queries(self) -> "Settings":
+        """These settings with ``dtype`` the query encoder's (:attr:`query_numerics`)."""
+        return dataclasses.replace(self, dtype=self.query_numerics)
 
     @property
     def cache_path(self) -> Path:

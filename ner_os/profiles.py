@@ -17,6 +17,7 @@ from ner_os.errors import ConfigError
 GGUF_PACKAGE = "gguf-package"
 PRETRAINED = "pretrained"
 CUSTOM = "custom"
+DTYPES = ("fp32", "fp16", "int8")  # the numerics an encoder is exported and run in
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Profile:
     gguf_file: str | None = None  # file inside the package; None: the package's assemble() builds it
     max_tokens: int = 512  # longest window (BOS included) a text is encoded in; longer texts are chunked
     licence: str = ""
+    # Numerics of the type descriptions' encoder on a CPU with fp32 documents (Settings.query_numerics),
+    # chosen by measurement: bench/query_numerics.py (R-Precision) and bench/query_cold.py (latency).
+    cpu_query_dtype: str = "fp32"
 
 
 PROFILES: dict[str, Profile] = {
@@ -41,6 +45,7 @@ PROFILES: dict[str, Profile] = {
             layer=15,
             d_v=256,
             licence="Gemma Terms of Use",
+            cpu_query_dtype="int8",
         ),
         Profile(
             name="smollm2-135m",

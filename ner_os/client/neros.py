@@ -88,8 +88,9 @@ class NerOs:
     @property
     def embedder(self):
         if self._embedder is None:
+            # in the query numerics (Settings.query_numerics: int8 on a CPU for the default profile), with
             # spinning threads: the client process encodes short descriptions with nothing else running
-            self._embedder = MentionEmbedder.from_settings(self.settings, spin=True)
+            self._embedder = MentionEmbedder.from_settings(self.settings.for_queries(), spin=True)
         return self._embedder
 
     def encoder_identity(self) -> dict[str, Any] | None:

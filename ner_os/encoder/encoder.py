@@ -55,8 +55,10 @@ class Encoder:
         batch_tokens: int = 2048,
         max_tokens: int | None = None,
         chunk_context: int = 128,
+        dtype: str = "fp32",
     ):
         self.profile = profile
+        self.dtype = dtype  # the runner's numerics
         self.layer = profile.layer
         self.tokenizer = tokenizer
         self.runner = runner
@@ -116,7 +118,8 @@ class Encoder:
     def from_backend(cls, profile: Profile, built: Backend, *, batch_tokens: int = 2048, max_tokens: int | None = None) -> "Encoder":
         """An encoder over a built backend; its window is the smaller of ``max_tokens`` (or the profile's) and the model's."""
         window = min(max_tokens or profile.max_tokens, built.window)
-        return cls(profile, built.tokenizer, built.runner, d_v=built.d_v, batch_tokens=batch_tokens, max_tokens=window)
+        return cls(profile, built.tokenizer, built.runner, d_v=built.d_v, batch_tokens=batch_tokens, max_tokens=window,
+                   dtype=built.dtype)
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> "Encoder":

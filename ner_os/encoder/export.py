@@ -24,9 +24,8 @@ from ner_os.encoder.calibration import CALIBRATION_TEXTS
 from ner_os.encoder.tokens import start_token_id
 from ner_os.encoder.weights import load_model, weights_location
 from ner_os.errors import ConfigError
-from ner_os.profiles import Profile, resolve_profile
+from ner_os.profiles import DTYPES, Profile, resolve_profile
 
-DTYPES = ("fp32", "fp16", "int8")
 OPSET = 18
 GRAPH = "model.onnx"
 MANIFEST = "manifest.json"

@@ -176,7 +176,7 @@ def onnx_backend(directory: str | Path, device: str = "cpu", threads: int | None
                         spin=spin)
     tokenizer = TextTokenizer(directory)
     window = manifest.get("max_position_embeddings") or 1 << 30
-    return Backend(runner, tokenizer, d_v=manifest["d_v"], window=window)
+    return Backend(runner, tokenizer, d_v=manifest["d_v"], window=window, dtype=manifest["dtype"])
 
 
 def cpu_threads() -> int:

@@ -35,3 +35,4 @@ class Backend:
     tokenizer: Any
     d_v: int
     window: int  # max_position_embeddings of the model (1 << 30 when it gives none)
+    dtype: str = "fp32"  # the numerics it computes in (fp32 | fp16 | int8)

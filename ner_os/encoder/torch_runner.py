@@ -84,7 +84,7 @@ def torch_backend(
     runner = TorchRunner(loaded.model, device=device, mode=mode)
     d_v = runner.value_width(profile.layer)
     check_d_v(profile, d_v)
-    return Backend(runner, loaded.tokenizer, d_v=d_v, window=model_window(loaded.model))
+    return Backend(runner, loaded.tokenizer, d_v=d_v, window=model_window(loaded.model), dtype=dtype)
 
 
 def check_d_v(profile: Profile, d_v: int) -> None:

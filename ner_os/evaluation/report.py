@@ -131,7 +131,10 @@ def model_line(model: dict) -> str:
     parts = []
     encoder = model.get("encoder")
     if encoder:
-        parts.append(f"encoder {encoder['profile']} layer {encoder['layer']} ({model.get('backend')}, {model.get('dtype')})")
+        numerics = model.get("dtype")
+        if model.get("query_dtype") not in (None, numerics):
+            numerics = f"{numerics}, descriptions {model['query_dtype']}"
+        parts.append(f"encoder {encoder['profile']} layer {encoder['layer']} ({model.get('backend')}, {numerics})")
     if "head" in model:
         parts.append(f"head {model['head']}" if model["head"] else "no head: ner-os ran on raw value vectors")
     if model.get("dense"):

@@ -68,6 +68,7 @@ class EvalSession:
         self._client = None
         self._encoder: EncoderProxy | None = None
         self._embedders: dict[str, Any] = {}
+        self._query_encoder = None  # the descriptions' own, where their numerics differ (Settings.query_numerics)
         self._spans: dict[str, list[tuple[tuple[int, int], ...]]] = {}
         self._detector = None
         self._sentence_embedder = None
@@ -101,6 +102,18 @@ class EvalSession:
                     log.warning("no projection head fits this encoder: ner-os runs on raw value vectors")
             self._embedders[space] = MentionEmbedder(self._encoder, head)
         return self._embedders[space]
+
+    def query_embedder(self, space: str):
+        """The embedder of the type descriptions in ``space``: the mention embedder's head over an encoder
+        in the query numerics, as :class:`ner_os.client.NerOs` reads them (the mention embedder itself
+        when the numerics are the documents')."""
+        embedder = self.embedder(space)
+        if self.settings.query_numerics == self.settings.dtype:
+            return embedder
+        if self._query_encoder is None:
+            with self.clock.timed("load query encoder"):
+                self._query_encoder = Encoder.from_settings(self.settings.for_queries())
+        return MentionEmbedder(self._query_encoder, embedder.head)
 
     def _encode_corpus(self) -> None:
         """Every sentence through the model once, before the first load (slices already in the
@@ -256,9 +269,7 @@ class EvalSession:
     def _query_vectors(self, space: str) -> dict[str, list[float]]:
         """Each type's query vector in ``space``, one description at a time as a query client reads it."""
         if space not in self._type_vectors:
-            embedder = self.embedder(space)
-            # all descriptions in one encoder call; each embed_type then reads them back from the proxy
-            embedder.embed_types([t.description for t in self.types])
+            embedder = self.query_embedder(space)
             self._type_vectors[space] = {t.label: check_vector(embedder.embed_type(check_description(t.description)),
                                                                embedder.dim) for t in self.types}
         return self._type_vectors[space]
@@ -278,8 +289,8 @@ class EvalSession:
             vectors = embedder.embed([document.text for document in self.documents], document_spans)
         doc_ids = [document.id for document, rows in zip(self.documents, vectors) for _ in range(len(rows))]
         ranker = ExactRanker(np.concatenate(vectors), doc_ids)
-        # the descriptions through the same embedder, as NerOs.type_vector computes them for the k-NN systems
-        queries = embedder.embed_types([t.description for t in self.types])
+        # the descriptions as NerOs.type_vector computes them for the k-NN systems
+        queries = self.query_embedder(space).embed_types([t.description for t in self.types])
         rankings = ranker.rank_many(queries, top_n=max(t.depth for t in self.types))
         return {t.label: ranking.doc_ids[: t.depth] for t, ranking in zip(self.types, rankings)}
 
@@ -312,7 +323,7 @@ class EvalSession:
         out: dict[str, Any] = {}
         if self._encoder is not None:
             out.update(encoder=encoder_identity(self._encoder), backend=self.settings.backend,
-                       dtype=self.settings.dtype, device=self.settings.device,
+                       dtype=self.settings.dtype, query_dtype=self.settings.query_numerics, device=self.settings.device,
                        texts_encoded=self._encoder.encoded_texts)
         if "ner-os" in self._embedders:
             head = self._embedders["ner-os"].head

@@ -187,7 +187,8 @@ def type_vector_cache(settings, embedder) -> TypeVectorCache | None:
     identity = vectors_identity(embedder)
     if identity is None:
         return None
-    return TypeVectorCache(settings.cache_dir, {**identity, "backend": settings.backend, "dtype": settings.dtype})
+    numerics = getattr(getattr(embedder, "encoder", None), "dtype", None) or settings.dtype  # the encoder's own, where it says
+    return TypeVectorCache(settings.cache_dir, {**identity, "backend": settings.backend, "dtype": numerics})
 
 
 def cached_type_vector(embedder, description: str, cache: TypeVectorCache | None) -> np.ndarray:

@@ -122,10 +122,11 @@ def embed_type(description: str, settings=None, **flags) -> np.ndarray:
 
     ``embed_type("dinosaur")`` uses the default profile, layer and head; ``settings`` (a
     :class:`ner_os.config.Settings`) or keyword flags (``profile=``, ``layer=``, ``head=``, ...)
-    choose others, as the CLI flags do.
+    choose others, as the CLI flags do. It is read in the query numerics (``Settings.query_numerics``),
+    as :class:`ner_os.client.NerOs` reads it.
     """
     settings = settings.replace(**flags) if settings is not None else Settings.resolve(**flags)
-    return embedder_for(settings).embed_type(description)
+    return embedder_for(settings.for_queries()).embed_type(description)
 
 
 def vectors_identity(embedder) -> dict | None:

@@ -1,6 +1,9 @@
+import dataclasses
+
 import pytest
 
 from ner_os.config import Settings
+from ner_os.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +48,28 @@ def test_password_never_printed():
 def test_credentials_in_the_url_are_masked_when_described():
     settings = Settings.resolve(env={"NER_OS_OPENSEARCH_URL": "https://admin:s3cret@localhost:9200"})
     assert settings.describe()["opensearch_url"] == "https://***@localhost:9200"
+
+
+def test_queries_of_the_default_profile_run_in_int8_on_a_cpu_and_documents_stay_fp32():
+    settings = Settings.resolve(env={})
+    assert (settings.dtype, settings.query_numerics) == ("fp32", "int8")
+    queries = settings.for_queries()
+    assert queries.dtype == "int8" and queries.replace(dtype=None) == queries  # nothing else changed
+    assert dataclasses.replace(queries, dtype="fp32") == settings
+
+
+@pytest.mark.parametrize("change", [
+    dict(device="cuda"), dict(backend="torch"), dict(dtype="fp16"), dict(model="/some/other/weights"),
+    dict(layer=9), dict(profile="smollm2-135m"), dict(profile="custom"),
+])
+def test_queries_keep_the_documents_numerics_where_int8_was_not_measured(change):
+    settings = Settings.resolve(env={}, **change)
+    assert settings.query_numerics == settings.dtype
+
+
+def test_query_dtype_is_read_from_flags_and_environment_and_checked():
+    assert Settings.resolve(env={"NER_OS_QUERY_DTYPE": "fp32"}).query_numerics == "fp32"
+    assert Settings.resolve(env={}, query_dtype="fp16", device="cuda").for_queries().dtype == "fp16"
+    assert Settings.resolve(env={}, layer=15).query_numerics == "int8"  # the profile's own layer named
+    with pytest.raises(ConfigError, match="NER_OS_QUERY_DTYPE.*fp32, fp16, int8"):
+        Settings.resolve(env={"NER_OS_QUERY_DTYPE": "int4"}).query_numerics

@@ -100,3 +100,24 @@ def test_smollm2_profile_parity():
     reference = Encoder.load("smollm2-135m", backend="torch", mode="reference")
     assert truncated.d_v == 192
     assert max_abs_diff(truncated.encode(SENTENCES), reference.encode(SENTENCES)) <= 1e-4
+
+
+def test_the_clients_descriptions_are_int8_and_rank_mentions_as_fp32_ones_do():
+    """A client reads descriptions in int8 (Settings.query_numerics) against fp32 mention vectors: each
+    description's vector stays within a hair of fp32's and picks the same mention first."""
+    from ner_os.client import NerOs
+    from ner_os.config import Settings
+    from ner_os.mentions.embedder import MentionEmbedder
+
+    settings = Settings.resolve(env={})
+    client = NerOs(settings).embedder
+    documents = MentionEmbedder.from_settings(settings)
+    assert (client.encoder.dtype, documents.encoder.dtype) == ("int8", "fp32")
+    descriptions = ["city", "dinosaur", "politician", "political party", "company", "year"]
+    surfaces = ["Paris", "Tyrannosaurus rex", "Angela Merkel", "Christian Democratic Union", "Apple", "2007"]
+    texts = [SENTENCES[0], SENTENCES[1], SENTENCES[2], SENTENCES[2], SENTENCES[4], SENTENCES[4]]
+    spans = [[(text.index(surface), text.index(surface) + len(surface))] for text, surface in zip(texts, surfaces)]
+    mentions = np.concatenate(documents.embed(texts, spans))
+    int8, fp32 = client.embed_types(descriptions), documents.embed_types(descriptions)
+    assert np.sum(int8 * fp32, axis=1).min() >= 0.98
+    assert np.array_equal(np.argmax(int8 @ mentions.T, axis=1), np.argmax(fp32 @ mentions.T, axis=1))

@@ -60,6 +60,30 @@ def test_another_identity_or_numerics_misses(tmp_path):
     assert other_dtype.embedded == ["river"]
 
 
+def test_the_encoders_own_numerics_key_the_cache_whatever_the_settings_say(tmp_path):
+    """A client's embedder reads descriptions in the query numerics (int8 by default on a CPU) while the
+    settings' ``dtype`` is the documents': the key is what the encoder computed in."""
+
+    class Encoder:
+        def __init__(self, dtype):
+            self.dtype = dtype
+
+    def embedder(dtype):
+        made = CountingEmbedder()
+        made.encoder = Encoder(dtype)
+        return made
+
+    settings = Settings.resolve(cache_dir=str(tmp_path), dtype="fp32")
+    assert type_vector_cache(settings, embedder("int8")).cache.identity["dtype"] == "int8"
+    client(tmp_path, embedder("int8")).type_vector("river")
+    fp32 = embedder("fp32")
+    client(tmp_path, fp32).type_vector("river")
+    assert fp32.embedded == ["river"]
+    again = embedder("int8")
+    client(tmp_path, again, dtype="fp16").type_vector("river")
+    assert again.embedded == []
+
+
 @pytest.mark.parametrize("damage", [b"", b"\x93NUMPY garbage", "wrong shape", "not finite", "float64"])
 def test_a_damaged_file_is_ignored_and_rewritten(tmp_path, damage):
     embedder = CountingEmbedder()
