@@ -10,7 +10,9 @@ What is timed (every figure with the load averages around it: the cores are shar
 - ``cold_cli_search_s_cached``: the same processes again: the type vector comes from the disk cache
   (no model load);
 - ``uncached_embed_ms``: in one process, model loaded, ``MentionEmbedder.embed_type`` of a
-  description never seen before (tokenise, ONNX run, head);
+  description never seen before (tokenise, ONNX run, head), in the client's query numerics; then
+  ``uncached_embed_documents_dtype_ms``, the same descriptions through an encoder in the documents'
+  numerics (the baseline of the query numerics' gain, in the same run);
 - ``uncached_query_ms``: ``NerOs.search_type`` end to end (the client's default mode, recorded) with both
   type-vector caches bypassed, a new description each time, on the index named (its size is
   recorded; the 1M-mention figure is the scale bench's);
@@ -39,6 +41,7 @@ import numpy as np
 from _common import RESULTS, ROOT, SAMPLE, load_average, merge_json, write_result
 from ner_os.client import NerOs
 from ner_os.config import Settings
+from ner_os.mentions.embedder import MentionEmbedder
 
 OUT = RESULTS / "query_cold.json"
 SUMMARY = RESULTS / "query.json"  # the issue-17 figures (bench/scale.py writes the others)
@@ -114,11 +117,11 @@ def in_process(settings: Settings, count: int) -> dict:
     if len(descriptions) < 2 * count:
         raise SystemExit(f"--queries {count}: at most {len(descriptions) // 2} distinct descriptions here")
     load_before = load_average()
-    embed_ms = []
-    for description in descriptions[:count]:
-        started = time.perf_counter()
-        embedder.embed_type(description)
-        embed_ms.append((time.perf_counter() - started) * 1000)
+    embed_ms = embed_times(embedder, descriptions[:count])
+    documents_dtype = MentionEmbedder.from_settings(settings, spin=True)
+    documents_dtype.embed_type("warm-up query")
+    embed_documents_dtype_ms = embed_times(documents_dtype, descriptions[:count])
+    del documents_dtype
     query_ms = []
     for description in descriptions[count:]:
         ner.clear_type_vectors()
@@ -130,9 +133,21 @@ def in_process(settings: Settings, count: int) -> dict:
         "path": "mentions"}}}})["aggregations"]["m"]["doc_count"]
     ner.close()
     mode = ner.search_type(descriptions[0]).mode
-    return {"uncached_embed_ms": summary(embed_ms), "uncached_query_ms": summary(query_ms), "query_mode": mode,
+    return {"uncached_embed_ms": summary(embed_ms), "uncached_embed_documents_dtype_ms": summary(embed_documents_dtype_ms),
+            "numerics": {"queries": settings.query_numerics, "documents": settings.dtype},
+            "uncached_query_ms": summary(query_ms), "query_mode": mode,
             "index_documents": counts, "index_mentions": mentions, "load_before": load_before,
             "load_after": load_average()}
+
+
+def embed_times(embedder, descriptions: list[str]) -> list[float]:
+    """Milliseconds of ``embedder.embed_type`` for each description."""
+    out = []
+    for description in descriptions:
+        started = time.perf_counter()
+        embedder.embed_type(description)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
 
 
 def loader_first_document(env: dict, runs: int) -> list[dict]:
@@ -185,6 +200,9 @@ def main(argv=None) -> dict:
         "cold_cli_search_cpu_s_cached_p50": float(np.median([run["cpu_s"] for run in cached])),
         "uncached_embed_p50_ms": warm["uncached_embed_ms"]["p50"],
         "uncached_embed_p99_ms": warm["uncached_embed_ms"]["p99"],
+        "uncached_embed_documents_dtype_p50_ms": warm["uncached_embed_documents_dtype_ms"]["p50"],
+        "uncached_embed_documents_dtype_p99_ms": warm["uncached_embed_documents_dtype_ms"]["p99"],
+        "numerics": warm["numerics"],
         "uncached_query_p50_ms": warm["uncached_query_ms"]["p50"],
         "uncached_query_p99_ms": warm["uncached_query_ms"]["p99"],
         "uncached_query_mode": warm["query_mode"],

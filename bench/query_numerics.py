@@ -70,15 +70,7 @@ def fewnerd_test(settings: Settings, dtypes: tuple[str, ...], lower_sentences: i
     encoder = EncoderProxy(Encoder.from_settings(settings), remember=True)
     cache = token_vector_cache(settings, encoder)
     documents = MentionEmbedder.from_settings(settings, encoder=encoder)
-    test = span_bench.fewnerd_test()
-    test.encode(encoder, cache)
-    test.detect(encoder, span_bench.detected_spans(settings, test.texts, "spacy"))
-    rows = sorted(np.random.default_rng(seed).permutation(len(test.texts))[:lower_sentences].tolist())
-    subset = test.subset(rows)
-    lower = span_bench.Corpus([span_bench.lower_same_length(t) for t in subset.texts],
-                              [[(s.start, s.end) for s in g] for g in subset.gold], subset.labels)
-    lower.encode(encoder, cache)
-    lower.detect(encoder)
+    test, _, lower = span_bench.test_corpora(settings, encoder, cache, lower_sentences, seed)
     type_names = read_type_names(span_bench.FEWNERD / TYPE_NAMES_FILE)
     types = sorted({label for labels in test.labels for label in labels})
     pools = {"gold": (test, "gold"), "detected": (test, span_bench.DEFAULT),
@@ -89,7 +81,7 @@ def fewnerd_test(settings: Settings, dtypes: tuple[str, ...], lower_sentences: i
                            .embed_types([type_names[t] for t in types])))
         out[dtype] = {name: span_bench.r_precision(corpus, source, documents, queries)["macro"]
                       for name, (corpus, source) in pools.items()}
-    return {"macro_r_precision": out, "lowercased_subset": {"sentences": len(rows), "seed": seed}}
+    return {"macro_r_precision": out, "lowercased_subset": {"sentences": len(lower.texts), "seed": seed}}
 
 
 def main(argv=None) -> dict:

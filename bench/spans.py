@@ -120,6 +120,26 @@ def r_precision(corpus: Corpus, source: str, embedder: MentionEmbedder, queries:
             "per_type": {label: round(report.per_type[label].r_precision, 4) for label in labels}}
 
 
+def test_corpora(settings: Settings, encoder: EncoderProxy, cache, lower_sentences: int, seed: int
+                 ) -> tuple[Corpus, Corpus, Corpus]:
+    """Few-NERD test encoded and detected; the seeded subset of ``lower_sentences`` of it (0: all), cased
+    and lowercased (the same offsets), the lowercased one encoded and detected too."""
+    test = fewnerd_test()
+    print(f"Few-NERD test: {len(test.texts):,} sentences (token vectors from {cache.directory})", flush=True)
+    test.encode(encoder, cache)
+    test.detect(encoder, detected_spans(settings, test.texts, "spacy"))
+    rows = list(range(len(test.texts)))
+    if 0 < lower_sentences < len(rows):
+        rows = sorted(np.random.default_rng(seed).permutation(len(rows))[:lower_sentences].tolist())
+    cased_subset = test.subset(rows)
+    lower = Corpus([lower_same_length(t) for t in cased_subset.texts],
+                   [[(s.start, s.end) for s in g] for g in cased_subset.gold], cased_subset.labels)
+    print(f"lowercased test: {len(lower.texts):,} sentences", flush=True)
+    lower.encode(encoder, cache)
+    lower.detect(encoder)
+    return test, cased_subset, lower
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lower-sentences", type=int, default=2000,
@@ -133,19 +153,7 @@ def main(argv=None) -> dict:
     cache = token_vector_cache(settings, encoder)
     embedder = MentionEmbedder.from_settings(settings, encoder=encoder)
 
-    test = fewnerd_test()
-    print(f"Few-NERD test: {len(test.texts):,} sentences (token vectors from {cache.directory})", flush=True)
-    test.encode(encoder, cache)
-    test.detect(encoder, detected_spans(settings, test.texts, "spacy"))
-    rows = list(range(len(test.texts)))
-    if 0 < args.lower_sentences < len(rows):
-        rows = sorted(np.random.default_rng(args.seed).permutation(len(rows))[: args.lower_sentences].tolist())
-    cased_subset = test.subset(rows)
-    lower = Corpus([lower_same_length(t) for t in cased_subset.texts],
-                   [[(s.start, s.end) for s in g] for g in cased_subset.gold], cased_subset.labels)
-    print(f"lowercased test: {len(lower.texts):,} sentences", flush=True)
-    lower.encode(encoder, cache)
-    lower.detect(encoder)
+    test, cased_subset, lower = test_corpora(settings, encoder, cache, args.lower_sentences, args.seed)
     devs = dev_sets()
     for name, corpus in devs.items():
         print(f"{name}: {len(corpus.texts):,} sentences", flush=True)
