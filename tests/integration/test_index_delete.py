@@ -50,7 +50,8 @@ def leftovers(client, index: str) -> list[str]:
     components = client.cluster.get_component_template(ignore=404).get("component_templates", [])
     found += [f"component template {c['name']}" for c in components if c["name"].startswith(index)]
     pipelines = client.transport.perform_request("GET", "/_search/pipeline")
-    found += [f"search pipeline {name}" for name in pipelines if name.startswith(index)]
+    # the cluster lists its search pipelines in no fixed order
+    found += sorted(f"search pipeline {name}" for name in pipelines if name.startswith(index))
     if client.get_script(id=search_template_id(index), ignore=404).get("found"):
         found.append(f"stored script {search_template_id(index)}")
     found += [f"type {t.name}" for t in types_index.read_types(client, index)]
