@@ -43,6 +43,7 @@ from head import test_vectors
 from query_cold import HEADS, MODIFIERS
 from ner_os.client import NerOs
 from ner_os.config import Settings
+from ner_os.fields import vector_fields
 from ner_os.head import ProjectionHead, shipped_head_path
 from ner_os.query import TypeQuery
 from ner_os.store import bulk, schema
@@ -140,7 +141,7 @@ class GrowingIndex:
             for mention in mentions:
                 self.vectors.append(mention["vector"])
                 self.doc_of.append(len(self.doc_ids))
-                mention["vector"] = mention["vector"].tolist()
+                mention.update(vector_fields(mention["vector"]))
             self.doc_ids.append(doc_id)
             self.mentions += len(mentions)
             yield {"_index": self.name, "_id": doc_id,

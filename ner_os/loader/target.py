@@ -54,6 +54,7 @@ class ClusterTarget:
                 raise ConfigError(f"index {self.index!r} has no mentions.vector field, so it was not made by "
                                   "ner-os: choose another --index")
             schema.check_vectors(self.client, self.index, vectors)
+            schema.add_vector_bytes(self.client, self.index)
         else:
             schema.install_templates(self.client, settings, dim)
             schema.create_index(self.client, self.index, dim, vectors)

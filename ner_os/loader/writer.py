@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ner_os.errors import NerOsError
+from ner_os.fields import vector_fields
 from ner_os.loader.batches import Batch
 from ner_os.loader.checkpoint import Checkpoint
 from ner_os.loader.ledger import LineLedger, RejectLog
@@ -22,8 +23,7 @@ def document_source(document: Document, spans, vectors: np.ndarray, types: Seque
     ``metadata``, and the mentions as nested objects."""
     mentions = []
     for position, ((start, end), vector) in enumerate(zip(spans, vectors)):
-        mention = {"start": start, "end": end, "surface": document.text[start:end],
-                   "vector": np.asarray(vector, dtype=np.float32).tolist()}
+        mention = {"start": start, "end": end, "surface": document.text[start:end], **vector_fields(vector)}
         if types is not None:
             mention["types"] = list(types[position])
         mentions.append(mention)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ner_os.fields import MENTIONS_PATH, VECTOR_FIELD
+from ner_os.fields import MENTIONS_PATH, VECTOR_BYTES_FIELD, VECTOR_FIELD
 from ner_os.query.bodies import nested_knn_query
 from ner_os.query.model import DEFAULT_DEPTH, NeuralText
 
@@ -37,7 +37,7 @@ def neural_filter_query(description: str, k: int = DEFAULT_DEPTH) -> dict:
 def index_pattern(index: str) -> dict:
     return {"id": index, "type": "index-pattern",
             "attributes": {"title": index, "fields": "[]",
-                           "sourceFilters": json.dumps([{"value": VECTOR_FIELD}])},
+                           "sourceFilters": json.dumps([{"value": VECTOR_FIELD}, {"value": VECTOR_BYTES_FIELD}])},
             "references": [], "migrationVersion": PATTERN_VERSION}
 
 

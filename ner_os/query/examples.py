@@ -20,7 +20,7 @@ from typing import Any, Generator, Mapping, Sequence
 import numpy as np
 
 from ner_os.errors import NerOsError
-from ner_os.fields import MENTIONS_PATH, VECTOR_FIELD
+from ner_os.fields import MENTIONS_PATH, VECTOR_BYTES_FIELD, VECTOR_FIELD, stored_vector
 from ner_os.query.model import TypeHit
 from ner_os.query.steps import SearchRequest
 
@@ -144,18 +144,19 @@ def mention_vector_steps(refs: Sequence[MentionRef]) -> Generator[SearchRequest,
     A document that is not there, or offsets that match none of its mentions: a one-line error."""
     doc_ids = sorted({ref.doc_id for ref in refs})
     body = {"size": len(doc_ids), "query": {"ids": {"values": doc_ids}},
-            "_source": [f"{MENTIONS_PATH}.start", f"{MENTIONS_PATH}.end", VECTOR_FIELD]}
+            "_source": [f"{MENTIONS_PATH}.start", f"{MENTIONS_PATH}.end", VECTOR_BYTES_FIELD, VECTOR_FIELD]}
     response = yield SearchRequest(body)
     stored = {hit["_id"]: (hit.get("_source") or {}).get(MENTIONS_PATH) or [] for hit in response["hits"]["hits"]}
-    return [stored_vector(ref, stored) for ref in refs]
+    return [mention_vector(ref, stored) for ref in refs]
 
 
-def stored_vector(ref: MentionRef, stored: Mapping[str, list]) -> np.ndarray:
+def mention_vector(ref: MentionRef, stored: Mapping[str, list]) -> np.ndarray:
     if ref.doc_id not in stored:
         raise NerOsError(f"mention {ref}: the index has no document {ref.doc_id!r}")
     for mention in stored[ref.doc_id]:
-        if mention.get("start") == ref.start and mention.get("end") == ref.end and mention.get("vector"):
-            return unit(np.asarray(mention["vector"], dtype=np.float32), f"mention {ref}'s vector")
+        vector = stored_vector(mention) if mention.get("start") == ref.start and mention.get("end") == ref.end else None
+        if vector is not None:
+            return unit(vector, f"mention {ref}'s vector")
     spans = ", ".join(f"{m.get('start')}-{m.get('end')}" for m in stored[ref.doc_id]) or "none"
     raise NerOsError(f"mention {ref}: document {ref.doc_id!r} has no mention at {ref.start}-{ref.end} "
                      f"(its mentions: {spans})")

@@ -23,6 +23,7 @@ from opensearchpy import exceptions as os_errors
 
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, ConfigError
+from ner_os.fields import MENTIONS_PATH, VECTOR_BYTES_FIELD
 from ner_os.resources import templates_dir
 from ner_os.store import ml
 from ner_os.store.connection import call, has_neural_search, ignore_missing, reason, require_knn
@@ -181,6 +182,16 @@ def create_index(client: OpenSearch, name: str, dim: int, vectors: Mapping[str, 
             return False
         raise ClusterError(f"creating index {name} failed: {reason(error)}") from None
     return True
+
+
+def add_vector_bytes(client: OpenSearch, name: str) -> None:
+    """Map ``mentions.vector_bytes`` as ``binary`` on an index made before it existed (idempotent):
+    unmapped, the first document holding it would map the base64 text as a searchable string."""
+    for mappings in _mappings(client, name):
+        if "vector_bytes" not in mappings.get("properties", {}).get(MENTIONS_PATH, {}).get("properties", {}):
+            call(f"adding {VECTOR_BYTES_FIELD} to index {name}", client.indices.put_mapping, index=name,
+                 body={"properties": {MENTIONS_PATH: {"type": "nested", "properties": {"vector_bytes": {"type": "binary"}}}}})
+            return
 
 
 def _mappings(client: OpenSearch, name: str) -> list[dict]:

@@ -4,7 +4,9 @@ bulk updates that tag (and untag) the mentions of a document index with a type's
 The model (what a type is, how a mention's score is computed, the query that finds the mentions a
 type fits) is :mod:`ner_os.registered_types`; this module only reads, writes and updates.
 Tags are written with scripted bulk updates whose script source is a constant: the type name and
-the mention positions travel as script parameters, never inside a script or a query string.
+the mention positions travel as script parameters, never inside a script or a query string. Each
+script first gives the mentions back the ``vector`` their stored source leaves out
+(:data:`ner_os.fields.RESTORE_VECTORS_SCRIPT`): an update re-indexes that source.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from opensearchpy import exceptions as os_errors
 
 from ner_os.errors import ClusterError, NerOsError
-from ner_os.fields import MENTIONS_PATH, VECTOR_FIELD, as_list
+from ner_os.fields import MENTIONS_PATH, RESTORE_VECTORS_SCRIPT, VECTOR_BYTES_FIELD, VECTOR_FIELD, as_list, stored_vector
 from ner_os.registered_types import (
     TYPES_FIELD,
     RegisteredType,
@@ -54,7 +56,7 @@ TYPES_INDEX_BODY = {
 }
 
 # ctx._source.mentions[p].types gains params.type for each p in params.positions (no-op when present)
-ADD_TYPE_SCRIPT = """
+ADD_TYPE_SCRIPT = RESTORE_VECTORS_SCRIPT + "\n" + """
 def mentions = ctx._source.mentions;
 boolean changed = false;
 for (def p : params.positions) {
@@ -68,7 +70,7 @@ if (!changed) { ctx.op = 'noop'; }
 """.strip()
 
 # params.type leaves every mention's types (no-op when absent)
-REMOVE_TYPE_SCRIPT = """
+REMOVE_TYPE_SCRIPT = RESTORE_VECTORS_SCRIPT + "\n" + """
 boolean changed = false;
 for (def mention : ctx._source.mentions) {
   def types = mention.types;
@@ -143,8 +145,8 @@ def delete_type_records(client, index: str) -> int:
 
 def _positions_from_source(client, index: str, doc_id: str, registered: RegisteredType) -> list[int]:
     """For a document with more matching mentions than inner_hits returns: score its vectors here."""
-    source = client.get(index=index, id=doc_id, _source_includes=[VECTOR_FIELD])["_source"]
-    vectors = np.asarray([mention["vector"] for mention in source.get(MENTIONS_PATH, [])], dtype=np.float32)
+    source = client.get(index=index, id=doc_id, _source_includes=[VECTOR_BYTES_FIELD, VECTOR_FIELD])["_source"]
+    vectors = np.stack([stored_vector(mention) for mention in source.get(MENTIONS_PATH, [])])
     scores = knn_scores(vectors, registered.vector[None, :])[:, 0]
     return [int(i) for i in np.flatnonzero(scores >= registered.min_score)]
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Mapping
 
 import numpy as np
+from ner_os.fields import vector_fields
 
 
 class AxisEmbedder:
@@ -28,7 +29,7 @@ def mention_source(text: str, mentions) -> dict:
     out = []
     for surface, vector in mentions:
         start = text.index(surface)
-        out.append({"start": start, "end": start + len(surface), "surface": surface, "vector": vector.tolist()})
+        out.append({"start": start, "end": start + len(surface), "surface": surface, **vector_fields(vector)})
     return {"text": text, "mentions": out}
 
 

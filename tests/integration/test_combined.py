@@ -19,6 +19,7 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
 from ner_os.store import types_index
+from ner_os.fields import stored_vector
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def ner(client, opensearch_url, fresh_index):
 def stored_vectors(client, index):
     """Each document's mention vectors as the index stores them."""
     response = client.search(index=index, body={"size": 1000, "query": {"match_all": {}}})
-    return {hit["_id"]: np.asarray([m["vector"] for m in hit["_source"]["mentions"]], dtype=np.float64)
+    return {hit["_id"]: np.asarray([stored_vector(m) for m in hit["_source"]["mentions"]], dtype=np.float64)
             for hit in response["hits"]["hits"]}
 
 

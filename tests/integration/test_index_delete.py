@@ -14,6 +14,7 @@ from ner_os.config import Settings
 from ner_os.errors import NerOsError
 from ner_os.store import bulk, ml, schema, types_index
 from ner_os.store.search import search_template_id
+from ner_os.fields import vector_fields
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ DOCS = {"d1": ("The Danube flows through Vienna.", [("Danube", RIVER), ("Vienna"
 def documents(index):
     for doc_id, (text, mentions) in DOCS.items():
         marked = [{"start": text.index(surface), "end": text.index(surface) + len(surface), "surface": surface,
-                   "types": [], "vector": vector.tolist()} for surface, vector in mentions]
+                   "types": [], **vector_fields(vector)} for surface, vector in mentions]
         yield {"_index": index, "_id": doc_id, "_source": {"text": text, "mentions": marked}}
 
 

@@ -17,6 +17,7 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.store import schema
 from ner_os.store.bulk import bulk_index
+from ner_os.fields import vector_fields
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_encoder_tiny import CORPUS, LAYER, tiny_model_dir  # noqa: E402
@@ -54,7 +55,7 @@ def tiny_index(client, opensearch_url, fresh_index, tmp_path_factory):
     schema.install_templates(client, ner.settings, embedder.dim)
     actions = [{"_index": fresh_index, "_id": f"d{i}", "_source": {
         "doc_id": f"d{i}", "text": text, "mentions": [
-            {"start": start, "end": end, "surface": text[start:end], "vector": vector.tolist()}
+            {"start": start, "end": end, "surface": text[start:end], **vector_fields(vector)}
             for (start, end), vector in zip(text_spans, text_vectors)]}}
         for i, (text, text_spans, text_vectors) in enumerate(zip(CORPUS, spans, vectors))]
     assert bulk_index(client, actions, refresh=True).failures == []

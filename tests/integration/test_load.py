@@ -23,6 +23,7 @@ from ner_os.store import schema
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
+from ner_os.fields import stored_vector
 from ner_os.loader import load
 from ner_os.spans import Span, SpanDetector
 
@@ -106,9 +107,15 @@ def run(path, url, index, data_dir, embedder, **options):
 
 
 def snapshot(client, index) -> dict[str, dict]:
-    """Every document by id: text, metadata, and its mentions (offsets, surface, vector)."""
+    """Every document by id: text, metadata, and its mentions (offsets, surface, and ``vector`` read
+    back from the stored bytes: the stored source leaves the float list out)."""
     client.indices.refresh(index=index)
-    return {hit["_id"]: hit["_source"] for hit in scan(client, index=index, query={"query": {"match_all": {}}})}
+    documents = {hit["_id"]: hit["_source"] for hit in scan(client, index=index, query={"query": {"match_all": {}}})}
+    for source in documents.values():
+        for mention in source["mentions"]:
+            assert "vector" not in mention
+            mention["vector"] = stored_vector(mention).tolist()
+    return documents
 
 
 def assert_same_index(left: dict, right: dict) -> None:

@@ -8,6 +8,7 @@ import pytest
 from ner_os.store import bulk, connection, schema
 from ner_os.config import Settings
 from ner_os.errors import ConfigError
+from ner_os.fields import vector_fields
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def _near(direction: np.ndarray, *others: tuple[np.ndarray, float]) -> list[floa
 
 def _mention(text: str, surface: str, vector: list[float], types: list[str] = ()) -> dict:
     start = text.index(surface)
-    return {"start": start, "end": start + len(surface), "surface": surface, "types": list(types), "vector": vector}
+    return {"start": start, "end": start + len(surface), "surface": surface, "types": list(types), **vector_fields(vector)}
 
 
 T1 = "Tyrannosaurus lived in North America long before the Nile existed."

@@ -22,6 +22,7 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
 from ner_os.query import MENTION_MARGIN
+from ner_os.fields import vector_fields
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def document(text, mentions, language):
     out = []
     for surface, vector in mentions:
         start = text.index(surface)
-        out.append({"start": start, "end": start + len(surface), "surface": surface, "vector": vector.tolist()})
+        out.append({"start": start, "end": start + len(surface), "surface": surface, **vector_fields(vector)})
     return {"doc_id": None, "text": text, "metadata": {"lang": language}, "mentions": out}
 
 
@@ -185,7 +186,8 @@ def test_pages_are_stable_and_add_up_to_one_long_page(handmade, hybrid):
 
 
 def test_documents_written_without_doc_id_are_still_found(handmade, client, fresh_index):
-    client.update(index=fresh_index, id="d4", body={"doc": {"doc_id": None}}, refresh=True)
+    # written again whole (a partial _update would re-index the stored source, which has no float vectors)
+    client.index(index=fresh_index, id="d4", body=document(*CORPUS["d4"]), refresh=True)
     for fusion in ("auto", "client"):
         ner = NerOs(handmade.settings, opensearch=client, embedder=AxisEmbedder(TYPE_VECTORS), fusion=fusion)
         results = ner.search_type("dinosaur", size=6, hybrid=True)

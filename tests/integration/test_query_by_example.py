@@ -19,6 +19,7 @@ from ner_os.client import NerOs
 from ner_os.client.last_result import last_result_path
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
+from ner_os.fields import stored_vector
 from ner_os.store import schema
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def test_a_mention_in_the_index_is_an_example_by_its_stored_vector(ner, client):
     results = ner.search_type(examples=[ref], size=10)
     assert results[0].id == "city-4" and results[0].score == pytest.approx(1.0, abs=1e-4)
     assert kinds(results) == ["city"] * 10
-    assert np.allclose(results.vector, unit(np.asarray(stored["vector"])), atol=1e-6)
+    assert np.allclose(results.vector, unit(stored_vector(stored)), atol=1e-6)
     # a hit stands for its best mention: the same query
     again = ner.search_type(examples=[results[0]], size=10)
     assert again.ids == results.ids

@@ -14,7 +14,8 @@ from ner_os import registered_types as rt
 from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
-from ner_os.fields import MAX_INNER_HITS
+from ner_os.loader.target import ClusterTarget
+from ner_os.fields import MAX_INNER_HITS, stored_vector, vector_fields
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def source(text, mentions, tagger=None):
     for (surface, vector), types in zip(mentions, tags):
         start = text.index(surface)
         out.append({"start": start, "end": start + len(surface), "surface": surface, "types": list(types),
-                    "vector": vector.tolist()})
+                    **vector_fields(vector)})
     return {"text": text, "mentions": out}
 
 
@@ -264,3 +265,53 @@ def test_a_document_with_more_matches_than_inner_hits_returns_is_tagged_whole(ne
     report = ner.register_type("river", min_score=0.85)
     positions = {position for doc_id, position in tagged_positions(client, fresh_index, "river", ["many"])}
     assert positions == set(range(count)) and report.mentions == count + 3
+
+
+def best_score(client, name, vector, doc_id):
+    """The k-NN score of ``doc_id``'s best mention against ``vector``; None when its vectors are not indexed."""
+    body = {"size": 1, "_source": False, "query": {"nested": {"path": "mentions", "score_mode": "max", "query": {
+        "knn": {"mentions.vector": {"vector": vector.tolist(), "k": 10, "filter": {"ids": {"values": [doc_id]}}}}}}}}
+    hits = client.search(index=name, body=body)["hits"]["hits"]
+    return hits[0]["_score"] if hits else None
+
+
+def test_tagging_and_untagging_keep_every_mention_s_vector_indexed(ner, client, fresh_index):
+    # a scripted update re-indexes the stored source, which leaves the float list out: without the
+    # scripts' restoring prelude, every tagged document would drop out of k-NN search
+    ner.register_type("river", min_score=0.85)
+    ner.register_type("ship", min_score=0.85)
+    ner.remove_type("river")
+    assert tagged(client, fresh_index, "ship") == {("r4", "Titanic")}
+    for doc_id, (_, mentions) in CORPUS.items():
+        for _, vector in mentions:
+            assert best_score(client, fresh_index, vector, doc_id) == pytest.approx(1.0, abs=SCORE_ROUNDING)
+        stored = client.get(index=fresh_index, id=doc_id)["_source"]["mentions"]
+        assert all("vector" not in mention for mention in stored)
+        assert np.array_equal(np.stack([stored_vector(mention) for mention in stored]),
+                              np.stack([vector for _, vector in mentions]))
+
+
+def test_an_index_made_before_the_vector_bytes_is_tagged_and_read_as_before(client, opensearch_url, fresh_index,
+                                                                             forget_types):
+    # what ner-os wrote before the stored source left the float list out: no vector_bytes, vectors in the source
+    body = schema.index_body(fresh_index, DIM)
+    body["mappings"].pop("_source")
+    body["mappings"]["properties"]["mentions"]["properties"].pop("vector_bytes")
+    client.indices.create(index=fresh_index, body=body)
+    old = [{"_index": fresh_index, "_id": doc_id, "_source": {
+        **source(*fields), "mentions": [{key: value for key, value in mention.items() if key != "vector_bytes"}
+                                        for mention in source(*fields)["mentions"]]}} for doc_id, fields in CORPUS.items()]
+    assert bulk.bulk_index(client, old, refresh=True).failures == []
+    ner = NerOs(Settings.resolve(opensearch_url=opensearch_url, index=fresh_index), opensearch=client,
+                embedder=AxisEmbedder(TYPE_VECTORS))
+    ner.register_type("river", min_score=0.85)
+    assert tagged(client, fresh_index, "river") == {("r1", "Danube"), ("r2", "Rhine"), ("r3", "Tagus")}
+    assert best_score(client, fresh_index, CORPUS["r1"][1][0][1], "r1") == pytest.approx(1.0, abs=SCORE_ROUNDING)
+    danube = ner.search_type(examples=[("r1", 4, 10)], size=1)
+    assert danube.hits[0].id == "r1" and danube.hits[0].mentions[0].surface == "Danube"
+    # the loader maps the bytes before it writes into such an index (unmapped, they would become a text field)
+    settings = Settings.resolve(opensearch_url=opensearch_url, index=fresh_index)
+    ClusterTarget(client, fresh_index).prepare_index(settings, DIM)
+    ClusterTarget(client, fresh_index).prepare_index(settings, DIM)
+    mentions = client.indices.get_mapping(index=fresh_index)[fresh_index]["mappings"]["properties"]["mentions"]
+    assert mentions["properties"]["vector_bytes"] == {"type": "binary"}

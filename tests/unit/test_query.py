@@ -128,11 +128,11 @@ def test_knn_body_is_nested_max_with_expanded_inner_hits_and_no_vectors():
     (nested,) = nested_clauses(body)
     assert nested["path"] == "mentions"
     assert nested["score_mode"] == "max"
-    assert nested["inner_hits"]["_source"] == {"excludes": ["mentions.vector"]}
+    assert nested["inner_hits"]["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
     assert nested["inner_hits"]["size"] == 3
     (spec,) = knn_specs(body)
     assert spec == {"vector": VECTOR, "k": 100, "expand_nested_docs": True}
-    assert body["_source"] == {"excludes": ["mentions.vector"]}
+    assert body["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
     assert body["size"] == 5
 
 
@@ -192,7 +192,7 @@ def test_page_body_filters_by_ids_inside_the_knn_clause_and_returns_sources():
     (spec,) = knn_specs(body)
     assert spec["filter"] == {"ids": {"values": ["a", "b"]}}
     assert spec["k"] == 2 and spec["expand_nested_docs"] is True
-    assert body["size"] == 2 and body["_source"] == {"excludes": ["mentions.vector"]}
+    assert body["size"] == 2 and body["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
     assert knn_specs(page_body(VECTOR, ["a"], 3, by_doc_id=True))[0]["filter"] == {"terms": {"doc_id": ["a"]}}
 
 

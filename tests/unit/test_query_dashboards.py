@@ -41,7 +41,8 @@ def test_index_pattern_follows_the_dashboards_parsing_rules(index):
     assert pattern["id"] == attributes["title"] == index
     assert isinstance(json_string(attributes["fields"]), list)
     source_filters = json_string(attributes["sourceFilters"])
-    assert {"value": "mentions.vector"} in source_filters and all(set(f) == {"value"} for f in source_filters)
+    assert {"value": "mentions.vector"} in source_filters and {"value": "mentions.vector_bytes"} in source_filters
+    assert all(set(f) == {"value"} for f in source_filters)
     assert "timeFieldName" not in attributes  # ner-os documents have no time field
 
 

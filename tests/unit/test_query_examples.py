@@ -9,6 +9,7 @@ from ner_os import query as q
 from ner_os.client.last_result import load_last_result, save_last_result
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
+from ner_os.fields import vector_fields
 
 pytestmark = pytest.mark.unit
 
@@ -114,11 +115,23 @@ def test_stored_vectors_are_read_by_exact_offsets():
     request = next(steps)
     assert request.body["query"] == {"ids": {"values": ["a", "b"]}}
     response = {"hits": {"hits": [
-        {"_id": "a", "_source": {"mentions": [{"start": 0, "end": 3, "vector": [3.0, 4.0]}]}},
-        {"_id": "b", "_source": {"mentions": [{"start": 5, "end": 8, "vector": [1.0, 0.0]},
-                                              {"start": 5, "end": 9, "vector": [0.0, 2.0]}]}}]}}
+        {"_id": "a", "_source": {"mentions": [{"start": 0, "end": 3, **only_bytes([3.0, 4.0])}]}},
+        {"_id": "b", "_source": {"mentions": [{"start": 5, "end": 8, **only_bytes([1.0, 0.0])},
+                                              {"start": 5, "end": 9, **only_bytes([0.0, 2.0])}]}}]}}
     vectors = _finish(steps, response)
     assert np.allclose(vectors[0], [0.0, 1.0]) and np.allclose(vectors[1], [0.6, 0.8])
+
+
+def only_bytes(vector):
+    """A mention's vector as a ner-os index stores it: the float list is left out of the source."""
+    return {"vector_bytes": vector_fields(vector)["vector_bytes"]}
+
+
+def test_stored_vectors_of_an_index_written_before_the_bytes_are_read_from_the_float_list():
+    steps = q.mention_vector_steps([q.MentionRef("a", 0, 3)])
+    next(steps)
+    response = {"hits": {"hits": [{"_id": "a", "_source": {"mentions": [{"start": 0, "end": 3, "vector": [3.0, 4.0]}]}}]}}
+    assert np.allclose(_finish(steps, response)[0], [0.6, 0.8])
 
 
 def _finish(steps, response):

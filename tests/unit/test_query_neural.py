@@ -21,7 +21,7 @@ def test_nested_neural_query_has_the_shape_of_the_knn_one():
                                "query": {"neural": {"mentions.vector": {"query_text": "river in Africa",
                                                                         "model_id": "model-1", "k": 10,
                                                                         "expand_nested_docs": True}}},
-                               "inner_hits": {"size": 3, "_source": {"excludes": ["mentions.vector"]}}}}
+                               "inner_hits": {"size": 3, "_source": {"excludes": ["mentions.vector", "mentions.vector_bytes"]}}}}
     knn = q.nested_knn_query([0.5, 0.5], k=10)
     assert {**knn["nested"], "query": None} == {**body["nested"], "query": None}
 
@@ -37,7 +37,7 @@ def test_radial_and_filtered_neural_queries_keep_the_knn_rules():
     spec = body["query"]["nested"]["query"]["neural"]["mentions.vector"]
     assert spec["min_score"] == 0.8 and "k" not in spec and "expand_nested_docs" not in spec
     assert spec["filter"] == q.filter_clause({"lang": "en"})  # inside the nested clause (neural-search #1759)
-    assert body["_source"] == {"excludes": ["mentions.vector"]}
+    assert body["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
 
 
 def test_hybrid_with_words_fetches_the_page_with_a_second_neural_query():
@@ -52,7 +52,7 @@ def test_hybrid_with_words_fetches_the_page_with_a_second_neural_query():
     page_request = steps.send(fused)
     page = page_request.body["query"]["nested"]
     assert page["query"]["neural"]["mentions.vector"]["filter"] == {"terms": {"doc_id": ["a", "b"]}}
-    assert page["inner_hits"]["_source"] == {"excludes": ["mentions.vector"]}
+    assert page["inner_hits"]["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
 
 
 def test_dsl_with_words_is_one_neural_request_without_a_vector():

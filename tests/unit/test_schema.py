@@ -75,3 +75,9 @@ def test_search_pipelines_render_with_their_processors():
     assert processor["combination"] == {"technique": "rrf", "rank_constant": 60}
     minmax = schema.render_template("search_pipeline.minmax.json", **values)
     assert "normalization-processor" in minmax["phase_results_processors"][0]
+
+
+def test_the_stored_source_keeps_a_mention_vector_as_bytes_only():
+    mappings = schema.index_body("docs", 8)["mappings"]
+    assert mappings["_source"] == {"excludes": ["mentions.vector"]}
+    assert mappings["properties"]["mentions"]["properties"]["vector_bytes"] == {"type": "binary"}
