@@ -57,7 +57,7 @@ def stored_vector(mention: Mapping[str, Any]) -> np.ndarray | None:
 # ``vector`` gets it back from ``vector_bytes`` (an update re-indexes the stored source, which has no
 # ``vector``). The byte arithmetic is spelt out in ints: Painless rejects ``byte & int``.
 RESTORE_VECTORS_SCRIPT = """
-for (def mention : ctx._source.mentions) {
+for (def mention : (ctx._source.mentions instanceof List ? ctx._source.mentions : [])) {
   if (mention.vector == null && mention.vector_bytes != null) {
     byte[] bytes = Base64.getDecoder().decode((String) mention.vector_bytes);
     List values = new ArrayList();

@@ -15,7 +15,7 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.errors import NerOsError
 from ner_os.loader.target import ClusterTarget
-from ner_os.fields import MAX_INNER_HITS, stored_vector, vector_fields
+from ner_os.fields import MAX_INNER_HITS, RESTORE_VECTORS_SCRIPT, stored_vector, vector_fields
 
 pytestmark = pytest.mark.integration
 
@@ -289,6 +289,13 @@ def test_tagging_and_untagging_keep_every_mention_s_vector_indexed(ner, client, 
         assert all("vector" not in mention for mention in stored)
         assert np.array_equal(np.stack([stored_vector(mention) for mention in stored]),
                               np.stack([vector for _, vector in mentions]))
+    # the prelude serves the user's own scripted updates too, documents without mentions included
+    client.index(index=fresh_index, id="empty", body={"text": "No entity here.", "mentions": []}, refresh=True)
+    script = {"source": RESTORE_VECTORS_SCRIPT + "\nctx._source.text = ctx._source.text + ' (checked)';",
+              "lang": "painless"}
+    assert client.update_by_query(index=fresh_index, body={"script": script}, refresh=True)["updated"] == 5
+    for doc_id, (_, mentions) in CORPUS.items():
+        assert best_score(client, fresh_index, mentions[0][1], doc_id) == pytest.approx(1.0, abs=SCORE_ROUNDING)
 
 
 def test_an_index_made_before_the_vector_bytes_is_tagged_and_read_as_before(client, opensearch_url, fresh_index,
