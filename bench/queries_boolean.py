@@ -33,6 +33,7 @@ import queries_folds
 from ner_os import query as q
 from ner_os.client import NerOs
 from ner_os.config import Settings
+from ner_os.fields import stored_vector
 from ner_os.evaluation.metrics import r_precision
 from ner_os.loader import load_records
 
@@ -98,7 +99,7 @@ def stored_pool(ner: NerOs, index: str, tags_of) -> Pool:
         texts[hit["_id"]] = hit["_source"]["text"]
         for mention in hit["_source"].get("mentions", []):
             doc_ids.append(hit["_id"])
-            vectors.append(mention["vector"])
+            vectors.append(stored_vector(mention))
             spans.append((mention["start"], mention["end"]))
             tags.append(tags_of(hit["_id"], mention["start"], mention["end"]))
     return Pool(doc_ids, vectors, tags, texts, spans, ner.type_vector)

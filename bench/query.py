@@ -38,6 +38,7 @@ from _common import FEWNERD, RESULTS, command, machine, utc_now, write_json
 from ner_os.store import bulk, schema
 from ner_os.client import NerOs
 from ner_os.config import Settings
+from ner_os.fields import vector_fields
 from ner_os.query import TypeQuery
 
 OUT = RESULTS / "query.json"
@@ -89,7 +90,7 @@ def build_index(ner: NerOs, name: str, sentences, vectors, wanted_mentions: int)
     def actions():
         for copy in range(copies):
             for number, ((text, spans), rows) in enumerate(zip(sentences, vectors)):
-                mentions = [{"start": start, "end": end, "surface": text[start:end], "vector": row.tolist()}
+                mentions = [{"start": start, "end": end, "surface": text[start:end], **vector_fields(row)}
                             for (start, end), row in zip(spans, rows)]
                 yield {"_index": name, "_id": f"{number}-{copy}",
                        "_source": {"doc_id": f"{number}-{copy}", "text": text, "metadata": {"copy": copy},

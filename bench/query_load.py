@@ -30,6 +30,7 @@ from ner_os.store import bulk, connection, schema
 from ner_os.store.node import lifecycle as local_node
 from ner_os.client import NerOs
 from ner_os.config import Settings
+from ner_os.fields import vector_fields
 from ner_os.query import TypeQuery
 
 OUT = RESULTS / "query_load.json"
@@ -53,7 +54,7 @@ def documents(rng: np.random.Generator, first: int, count: int, index: str):
         picks = sorted(rng.choice(len(words), size=min(3, len(words)), replace=False))
         vectors = unit_rows(rng, len(picks))
         mentions = [{"start": int(starts[p]), "end": int(starts[p] + len(words[p])), "surface": words[p],
-                     "vector": vectors[j].tolist()} for j, p in enumerate(picks)]
+                     **vector_fields(vectors[j])} for j, p in enumerate(picks)]
         yield {"_op_type": "index", "_index": index, "_id": f"doc-{i}",
                "_source": {"doc_id": f"doc-{i}", "text": text, "metadata": {"n": i}, "mentions": mentions}}
 
