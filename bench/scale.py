@@ -67,6 +67,7 @@ class RealMentions:
         self.texts = [t.text for t in both]
         self.vectors, self.sentence_ids = vectors[keep], mentions.sentence_ids[keep]
         self.starts, self.ends, labels = mentions.starts[keep], mentions.ends[keep], mentions.labels[keep]
+        self.labels = mentions.label_of(keep)  # the gold type of each row, None for a detected span
         self.spread = within_type_spread(self.vectors, labels)
         self.by_sentence = np.split(np.arange(len(keep)), np.flatnonzero(np.diff(self.sentence_ids)) + 1)
 
@@ -256,6 +257,7 @@ def main() -> None:
     started, load_before = time.perf_counter(), os.getloadavg()
     settings = Settings.resolve(opensearch_url=args.url)
     ner = NerOs(settings, embedding="local")
+    ner.__dict__["type_vector_cache"] = None  # no disk level: a rerun would read the last run's descriptions
     real = RealMentions(settings, args.data)
     print(f"{len(real)} distinct real mentions in {len(real.by_sentence)} sentences", flush=True)
     descriptions = list(dict.fromkeys(json.loads((args.data / "type_names.json").read_text()).values()))
@@ -265,25 +267,28 @@ def main() -> None:
         return
     index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
     fresh = fresh_descriptions()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
     scale = []
-    for size in sorted(int(s) for s in args.sizes.split(",")):
+    for size in sizes:
         built = index.grow_to(size)
         row = {"mentions": index.mentions, "documents": len(index.doc_ids), "distinct": True,
                "real_mentions": min(len(real), index.mentions), **built, **index.memory(),
                **measure(ner, index, type_vectors, fresh, args.queries), "load_average": os.getloadavg()}
         print(row, flush=True)
         scale.append(row)
-    matrix = np.stack(index.vectors)
-    distinct = len(np.unique(matrix.round(6), axis=0)) == len(matrix)
+        complete = len(scale) == len(sizes)
+        matrix = np.stack(index.vectors) if complete else None  # checked once, at the end
+        write_json(args.out, {  # after every size: a run stopped midway keeps the sizes it measured
+            "scale": scale, "complete": complete, "sizes_asked": sizes,
+            "distinct_checked": bool(len(np.unique(matrix.round(6), axis=0)) == len(matrix)) if complete else None,
+            "encoder": args.encoder or "none (float32)",
+            "real_mentions": len(real), "generated_statistics": generated_against_real(real, type_vectors),
+            "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
+            "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
+            "seconds": round(time.perf_counter() - started, 1)})
     if not args.keep:
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
-    write_json(args.out, {
-        "scale": scale, "distinct_checked": bool(distinct), "encoder": args.encoder or "none (float32)",
-        "real_mentions": len(real), "generated_statistics": generated_against_real(real, type_vectors),
-        "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
-        "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
-        "seconds": round(time.perf_counter() - started, 1)})
     print(f"wrote {args.out}")
     if not args.encoder and args.out == OUT:
         write_summary(scale, args.out)
