@@ -34,12 +34,12 @@ OUT = RESULTS / "quantisation.json"
 ENCODERS = {"float32": None, "sq": "sq"}
 
 
-def relevant_documents(real: RealMentions) -> dict[str, set[str]]:
-    """Per gold type, the ids of the sentences holding a mention of it (``bench/scale.py``'s ids)."""
+def relevant_documents(real: RealMentions, doc_ids: list[str]) -> dict[str, set[str]]:
+    """Per gold type, the ids of the sentences holding a mention of it."""
     relevant: dict[str, set[str]] = {}
-    for number, rows in enumerate(real.by_sentence):
+    for doc_id, rows in zip(doc_ids, real.by_sentence):
         for label in {real.labels[row] for row in rows} - {None}:
-            relevant.setdefault(label, set()).add(f"{number}-0")
+            relevant.setdefault(label, set()).add(doc_id)
     return relevant
 
 
@@ -64,11 +64,11 @@ def main() -> None:
     started = time.perf_counter()
     ner = NerOs(Settings.resolve(opensearch_url=args.url), embedding="local")
     real = RealMentions(ner.settings, args.data)
-    relevant = relevant_documents(real)
+    doc_ids = [f"{number}-0" for number in range(len(real.by_sentence))]  # bench/scale.py's ids of the real sentences
+    relevant = relevant_documents(real, doc_ids)
     names = json.loads((args.data / "type_names.json").read_text())
     queries = {label: ner.type_vector(names[label]) for label in sorted(relevant)}
     per_type = {}
-    doc_ids = [f"{number}-0" for number in range(len(real.by_sentence))]
     per_type["exact"] = {label: r_precision(exact_ranking(real, doc_ids, vector, len(relevant[label])),
                                             relevant[label]) for label, vector in queries.items()}
     built = {}

@@ -268,6 +268,7 @@ def main() -> None:
     index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
     fresh = fresh_descriptions()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    statistics = generated_against_real(real, type_vectors)
     scale = []
     for size in sizes:
         built = index.grow_to(size)
@@ -277,12 +278,11 @@ def main() -> None:
         print(row, flush=True)
         scale.append(row)
         complete = len(scale) == len(sizes)
-        matrix = np.stack(index.vectors) if complete else None  # checked once, at the end
+        distinct = len(np.unique(np.stack(index.vectors).round(6), axis=0)) == len(index.vectors) if complete else None
         write_json(args.out, {  # after every size: a run stopped midway keeps the sizes it measured
-            "scale": scale, "complete": complete, "sizes_asked": sizes,
-            "distinct_checked": bool(len(np.unique(matrix.round(6), axis=0)) == len(matrix)) if complete else None,
+            "scale": scale, "complete": complete, "sizes_asked": sizes, "distinct_checked": distinct,
             "encoder": args.encoder or "none (float32)",
-            "real_mentions": len(real), "generated_statistics": generated_against_real(real, type_vectors),
+            "real_mentions": len(real), "generated_statistics": statistics,
             "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
             "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
