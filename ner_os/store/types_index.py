@@ -4,9 +4,9 @@ bulk updates that tag (and untag) the mentions of a document index with a type's
 The model (what a type is, how a mention's score is computed, the query that finds the mentions a
 type fits) is :mod:`ner_os.registered_types`; this module only reads, writes and updates.
 Tags are written with scripted bulk updates whose script source is a constant: the type name and
-the mention positions travel as script parameters, never inside a script or a query string. Each
-script first gives the mentions back the ``vector`` their stored source leaves out
-(:data:`ner_os.fields.RESTORE_VECTORS_SCRIPT`): an update re-indexes that source.
+the mention positions travel as script parameters, never inside a script or a query string. A
+script that changes a document also gives its mentions back the ``vector`` their stored source leaves
+out (:data:`ner_os.fields.RESTORE_VECTORS_SCRIPT`): an update re-indexes that source.
 """
 
 from __future__ import annotations
@@ -55,8 +55,14 @@ TYPES_INDEX_BODY = {
     },
 }
 
+def _changing_script(body: str) -> str:
+    """``body`` (which sets ``changed``), then the stored vectors restored when the document changes, and a
+    no-op otherwise: only a changed document is re-indexed, so only it needs the decoded vectors."""
+    return f"{body}\nif (changed) {{\n{RESTORE_VECTORS_SCRIPT}\n}} else {{ ctx.op = 'noop'; }}"
+
+
 # ctx._source.mentions[p].types gains params.type for each p in params.positions (no-op when present)
-ADD_TYPE_SCRIPT = RESTORE_VECTORS_SCRIPT + "\n" + """
+ADD_TYPE_SCRIPT = _changing_script("""
 def mentions = ctx._source.mentions;
 boolean changed = false;
 for (def p : params.positions) {
@@ -66,11 +72,10 @@ for (def p : params.positions) {
   else if (!(types instanceof List)) { types = new ArrayList([types]); mention.types = types; }
   if (!types.contains(params.type)) { types.add(params.type); changed = true; }
 }
-if (!changed) { ctx.op = 'noop'; }
-""".strip()
+""".strip())
 
 # params.type leaves every mention's types (no-op when absent)
-REMOVE_TYPE_SCRIPT = RESTORE_VECTORS_SCRIPT + "\n" + """
+REMOVE_TYPE_SCRIPT = _changing_script("""
 boolean changed = false;
 for (def mention : ctx._source.mentions) {
   def types = mention.types;
@@ -78,8 +83,7 @@ for (def mention : ctx._source.mentions) {
   if (!(types instanceof List)) { types = new ArrayList([types]); mention.types = types; }
   if (types.removeIf(t -> t == params.type)) { changed = true; }
 }
-if (!changed) { ctx.op = 'noop'; }
-""".strip()
+""".strip())
 
 
 def record_id(index: str, name: str) -> str:

@@ -298,6 +298,21 @@ def test_tagging_and_untagging_keep_every_mention_s_vector_indexed(ner, client, 
         assert best_score(client, fresh_index, mentions[0][1], doc_id) == pytest.approx(1.0, abs=SCORE_ROUNDING)
 
 
+def test_a_tag_already_there_leaves_the_document_untouched(client, ner, fresh_index):
+    # a no-op update is not re-indexed: the script decodes the stored vectors only for a change
+    update = {"source": types_index.ADD_TYPE_SCRIPT, "lang": "painless", "params": {"type": "river", "positions": [0]}}
+    first = client.update(index=fresh_index, id="r1", body={"script": update}, refresh=True)
+    again = client.update(index=fresh_index, id="r1", body={"script": update}, refresh=True)
+    assert (first["result"], again["result"]) == ("updated", "noop")
+    assert again["_seq_no"] == first["_seq_no"]
+    assert best_score(client, fresh_index, CORPUS["r1"][1][0][1], "r1") == pytest.approx(1.0, abs=SCORE_ROUNDING)
+    removal = {**update, "source": types_index.REMOVE_TYPE_SCRIPT}
+    results = [client.update(index=fresh_index, id="r1", body={"script": removal}, refresh=True)["result"]
+               for _ in range(2)]
+    assert results == ["updated", "noop"]
+    assert best_score(client, fresh_index, CORPUS["r1"][1][0][1], "r1") == pytest.approx(1.0, abs=SCORE_ROUNDING)
+
+
 def test_an_index_made_before_the_vector_bytes_is_tagged_and_read_as_before(client, opensearch_url, fresh_index,
                                                                              forget_types):
     # what ner-os wrote before the stored source left the float list out: no vector_bytes, vectors in the source
