@@ -17,7 +17,11 @@ Measured at each size (the index grows; after each step it is force-merged to on
 - ``default_p50_ms`` / ``default_p99_ms``: ``NerOs.search_type`` end to end with a description never
   seen before each time (both type-vector caches bypassed), the default mode;
 - ``recall_at_10``: the share of the exact top 10 documents (numpy, a document's score is its best
-  mention's cosine) that HNSW returns in its top 10, over the query vectors;
+  mention's cosine) that HNSW returns in its top 10, over every query vector asked: the test types' and
+  the new descriptions' (``recall_queries``; ``recall_at_10_test_types``: the test types' alone, the
+  measure of runs before 2026-12-03, 17 queries);
+- ``by_depth``: all of these again at each k-NN depth of ``--depths`` (the same new descriptions at
+  each; the row's figures are the first depth's, the product's default k unless told otherwise);
 - ``build_s``: bulk indexing plus force merge of the step, and ``build_total_s`` up to this size;
 - ``heap_mb`` / ``disk_mb``: the node's JVM heap in use and the index's store size, each also per
   million mentions.
@@ -45,7 +49,7 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.fields import vector_fields
 from ner_os.head import ProjectionHead, shipped_head_path
-from ner_os.query import TypeQuery
+from ner_os.query import DEFAULT_DEPTH, TypeQuery
 from ner_os.store import bulk, schema
 
 OUT = RESULTS / "scale.json"
@@ -148,13 +152,16 @@ class GrowingIndex:
             yield {"_index": self.name, "_id": doc_id,
                    "_source": {"doc_id": doc_id, "text": text, "metadata": {"copy": copy}, "mentions": mentions}}
 
-    def exact_top(self, queries: np.ndarray, top: int = 10) -> list[set[str]]:
+    def exact_top(self, queries: np.ndarray, top: int = 10, chunk: int = 64) -> list[set[str]]:
         """Each query's exact top documents (best mention's cosine), by numpy over every stored vector."""
         matrix, owners = np.stack(self.vectors), np.asarray(self.doc_of)
         order = np.argsort(owners, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(owners[order]) != 0])
-        best = np.maximum.reduceat(unit(queries) @ matrix[order].T, starts, axis=1)
-        return [{self.doc_ids[owners[order][starts[i]]] for i in np.argsort(-row)[:top]} for row in best]
+        matrix, starts = matrix[order], np.flatnonzero(np.r_[True, np.diff(owners[order]) != 0])
+        tops = []
+        for rows in np.array_split(unit(queries), max(1, -(-len(queries) // chunk))):  # bounded memory at 1M
+            best = np.maximum.reduceat(rows @ matrix.T, starts, axis=1)
+            tops += [{self.doc_ids[owners[order][starts[i]]] for i in np.argsort(-row)[:top]} for row in best]
+        return tops
 
     def memory(self) -> dict:
         nodes = self.client.nodes.stats(metric="jvm")["nodes"].values()
@@ -170,28 +177,42 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
     return round(float(np.percentile(samples_ms, 50)), 2), round(float(np.percentile(samples_ms, 99)), 2)
 
 
-def measure(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray], fresh_descriptions, queries: int,
-            warmup: int = 20):
-    for description, vector in itertools.islice(type_vectors.items(), warmup):
-        ner.search_vector(vector, TypeQuery(description), index=index.name)
-        ner.search_type(next(fresh_descriptions), index=index.name)
+def measure(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray], descriptions: list[str],
+            queries: int, depth: int) -> dict:
+    """Both modes at k-NN depth ``depth``; recall@10 over every query vector asked (the test types' and the new
+    descriptions'), and over the test types' alone (``recall_at_10_test_types``, the earlier runs' measure)."""
     knn_ms, returned = [], {}
     for description, vector in itertools.islice(itertools.cycle(type_vectors.items()), max(queries, len(type_vectors))):
         started = time.perf_counter()
-        results = ner.search_vector(vector, TypeQuery(description), index=index.name)
+        results = ner.search_vector(vector, TypeQuery(description, k=depth), index=index.name)
         knn_ms.append((time.perf_counter() - started) * 1000)
         returned[description] = set(results.ids)
-    default_ms = []
-    for description in itertools.islice(fresh_descriptions, queries):
+    default_ms, asked = [], dict(type_vectors)
+    for description in descriptions:
         ner.clear_type_vectors()
         started = time.perf_counter()
-        ner.search_type(description, index=index.name)
+        results = ner.search_type(description, index=index.name, k=depth)
         default_ms.append((time.perf_counter() - started) * 1000)
-    exact = index.exact_top(np.stack(list(type_vectors.values())))
-    recall = np.mean([len(returned[d] & want) / len(want) for d, want in zip(type_vectors, exact)])
+        returned[description], asked[description] = set(results.ids), ner.type_vector(description)
+    exact = dict(zip(asked, index.exact_top(np.stack(list(asked.values())))))
+    recall = {d: len(returned[d] & want) / len(want) for d, want in exact.items()}
     (knn_p50, knn_p99), (default_p50, default_p99) = percentiles(knn_ms), percentiles(default_ms)
-    return {"knn_p50_ms": knn_p50, "knn_p99_ms": knn_p99, "default_p50_ms": default_p50,
-            "default_p99_ms": default_p99, "recall_at_10": round(float(recall), 4)}
+    return {"k": depth, "knn_p50_ms": knn_p50, "knn_p99_ms": knn_p99, "default_p50_ms": default_p50,
+            "default_p99_ms": default_p99, "recall_at_10": round(float(np.mean(list(recall.values()))), 4),
+            "recall_queries": len(recall),
+            "recall_at_10_test_types": round(float(np.mean([recall[d] for d in type_vectors])), 4)}
+
+
+def measure_depths(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray], fresh_descriptions,
+                   queries: int, depths: list[int], warmup: int = 20) -> dict:
+    """The row's figures at the product's default depth (the first), and ``by_depth`` for every depth asked:
+    the same new descriptions at each depth (the type-vector cache emptied before every query)."""
+    for description, vector in itertools.islice(type_vectors.items(), warmup):
+        ner.search_vector(vector, TypeQuery(description), index=index.name)
+        ner.search_type(next(fresh_descriptions), index=index.name)
+    descriptions = list(itertools.islice(fresh_descriptions, queries))
+    by_depth = [measure(ner, index, type_vectors, descriptions, queries, depth) for depth in depths]
+    return {**by_depth[0], "by_depth": by_depth}
 
 
 def generated_statistics(real: RealMentions, rng: np.random.Generator, sample: int = 2000) -> dict:
@@ -241,6 +262,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FEWNERD)
     parser.add_argument("--sizes", default="100000,300000,1000000", help="mention counts, ascending")
     parser.add_argument("--queries", type=int, default=200, help="timed queries per mode and size")
+    parser.add_argument("--depths", default=str(DEFAULT_DEPTH),
+                        help="k-NN depths (k) to measure, the first one the row's (default: the product's default k)")
     parser.add_argument("--encoder", choices=["sq"], help="lucene scalar quantisation of the stored vectors")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -268,13 +291,14 @@ def main() -> None:
     index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
     fresh = fresh_descriptions()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    depths = [int(d) for d in args.depths.split(",")]
     statistics = generated_against_real(real, type_vectors)
     scale = []
     for size in sizes:
         built = index.grow_to(size)
         row = {"mentions": index.mentions, "documents": len(index.doc_ids), "distinct": True,
                "real_mentions": min(len(real), index.mentions), **built, **index.memory(),
-               **measure(ner, index, type_vectors, fresh, args.queries), "load_average": os.getloadavg()}
+               **measure_depths(ner, index, type_vectors, fresh, args.queries, depths), "load_average": os.getloadavg()}
         print(row, flush=True)
         scale.append(row)
         complete = len(scale) == len(sizes)
@@ -284,7 +308,7 @@ def main() -> None:
             "encoder": args.encoder or "none (float32)",
             "real_mentions": len(real), "generated_statistics": statistics,
             "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
-            "queries_per_mode": args.queries, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "queries_per_mode": args.queries, "depths": depths, "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
             "seconds": round(time.perf_counter() - started, 1)})
     if not args.keep:
@@ -333,8 +357,8 @@ def write_summary(scale: list[dict], source: Path) -> None:
     """query.json's ``scale`` list and ``uncached_p50_ms`` / ``uncached_p99_ms``: the default mode with a new
     description every query, at the largest size measured."""
     largest = scale[-1]
-    keys = ["mentions", "distinct", "knn_p50_ms", "knn_p99_ms", "default_p50_ms", "default_p99_ms", "recall_at_10",
-            "build_s", "heap_mb", "disk_mb", "heap_mb_per_million", "disk_mb_per_million", "load_average"]
+    keys = ["mentions", "distinct", "k", "knn_p50_ms", "knn_p99_ms", "default_p50_ms", "default_p99_ms", "recall_at_10",
+            "recall_queries", "build_s", "heap_mb", "disk_mb", "heap_mb_per_million", "disk_mb_per_million", "load_average"]
     merge_json(SUMMARY, {
         "scale": [{key: row[key] for key in keys} for row in scale],
         "uncached_p50_ms": largest["default_p50_ms"], "uncached_p99_ms": largest["default_p99_ms"],
