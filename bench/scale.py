@@ -49,7 +49,7 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.fields import vector_fields
 from ner_os.head import ProjectionHead, shipped_head_path
-from ner_os.query import DEFAULT_DEPTH, TypeQuery
+from ner_os.query import KNN_CANDIDATES, TypeQuery
 from ner_os.store import bulk, schema
 
 OUT = RESULTS / "scale.json"
@@ -262,7 +262,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FEWNERD)
     parser.add_argument("--sizes", default="100000,300000,1000000", help="mention counts, ascending")
     parser.add_argument("--queries", type=int, default=200, help="timed queries per mode and size")
-    parser.add_argument("--depths", default=str(DEFAULT_DEPTH),
+    parser.add_argument("--depths", default=str(KNN_CANDIDATES),
                         help="k-NN depths (k) to measure, the first one the row's (default: the product's default k)")
     parser.add_argument("--encoder", choices=["sq"], help="lucene scalar quantisation of the stored vectors")
     parser.add_argument("--seed", type=int, default=0)

@@ -101,7 +101,7 @@ def type_query_options(command, description_required: bool = True, several: bool
         click.argument("description", required=description_required, nargs=-1 if several else 1),
         click.option("-n", "--size", default=10, show_default=True, help="Documents per page"),
         click.option("--offset", default=0, show_default=True, help="Documents to skip (the page's start)"),
-        click.option("--k", type=int, help="Documents the k-NN search gathers [default: max(100, offset + size)]"),
+        click.option("--k", type=int, help="Documents the k-NN search gathers [default: max(200, offset + size)]"),
         click.option("--hybrid/--no-hybrid", "hybrid", default=False,
                      help="Fuse BM25 on the text (stopwords dropped, every word required) with the k-NN "
                           "ranking by RRF [default: k-NN alone, which never ruins a type]"),

@@ -220,7 +220,7 @@ class NerOs:
         (:class:`ner_os.query.MentionRef`); ``more_like`` / ``less_like``: hits (or mentions) marked right /
         wrong, which refine the type vector (docs/queries.md; :meth:`refine` takes hit numbers).
 
-        ``k``: documents the k-NN search gathers (default ``max(100, offset + size)``); ``hybrid``:
+        ``k``: documents the k-NN search gathers (default ``max(200, offset + size)``); ``hybrid``:
         fuse with BM25 on ``text`` (RRF); ``filters``: ``{field: value | [values] | {"gte": …}}`` on
         document fields; ``min_score``: radial k-NN search, every mention scoring at least this;
         ``mention_margin``: a hit's mentions scoring less than its best minus this are left out (None: kept);

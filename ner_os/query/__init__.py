@@ -19,7 +19,7 @@ from ner_os.query.bodies import (bm25_query, bm25_search_body, hybrid_search_bod
                                  nested_knn_query, page_body, ranking_body, search_request_line, template_params,
                                  template_request_line)
 from ner_os.query.filters import filter_clause, parse_filter_args
-from ner_os.query.model import (DEFAULT_DEPTH, MENTION_MARGIN, RANK_KINDS, RRF_RANK_CONSTANT, SCORE_SCALE, MentionMatch, NeuralText, QueryVector,
+from ner_os.query.model import (DEFAULT_DEPTH, KNN_CANDIDATES, MENTION_MARGIN, RANK_KINDS, RRF_RANK_CONSTANT, SCORE_SCALE, MentionMatch, NeuralText, QueryVector,
                                 TypeHit, TypeQuery, TypeResults)
 from ner_os.query.results import hit_id, parse_mentions, ranked_hits, ranking, rrf_fuse, within_margin
 from ner_os.query.steps import (BatchRequest, MultiSearchRequest, SearchRequest, Steps, batch_steps, drive, drive_async,
@@ -35,7 +35,7 @@ from ner_os.query.feedback import RIGHT_WEIGHT, WRONG_WEIGHT, check_marks, marke
 
 __all__ = [
     "DOC_ID_FIELD", "MAX_INNER_HITS", "MAX_WINDOW", "MENTIONS_PATH", "SOURCE_WITHOUT_VECTORS", "TEXT_FIELD",
-    "VECTOR_FIELD", "DEFAULT_DEPTH", "MENTION_MARGIN", "RRF_RANK_CONSTANT",
+    "VECTOR_FIELD", "DEFAULT_DEPTH", "KNN_CANDIDATES", "MENTION_MARGIN", "RRF_RANK_CONSTANT",
     "MentionMatch", "NeuralText", "QueryVector", "TypeHit", "TypeQuery", "TypeResults", "SearchRequest", "MultiSearchRequest",
     "filter_clause", "parse_filter_args",
     "bm25_query", "bm25_search_body", "hybrid_search_body", "knn_clause", "knn_search_body", "nested_knn_query",

@@ -86,7 +86,7 @@ def knn_search_body(vector: QueryVector, query: TypeQuery) -> dict:
         clause = nested_knn_query(vector, min_score=query.min_score, filter=filter,
                                   inner_hits_size=query.mention_limit)
         return _body(clause, query.window)
-    clause = nested_knn_query(vector, k=query.depth, filter=filter, inner_hits_size=query.mentions_per_hit)
+    clause = nested_knn_query(vector, k=query.knn_k, filter=filter, inner_hits_size=query.mentions_per_hit)
     size = query.depth if query.hybrid else query.window
     return _body(clause, size)
 
@@ -111,7 +111,7 @@ def hybrid_search_body(vector: QueryVector, query: TypeQuery) -> dict:
             "hybrid": {
                 "queries": [
                     bm25_query(query.description, filter),
-                    nested_knn_query(vector, k=query.depth, filter=filter, inner_hits_size=query.mentions_per_hit),
+                    nested_knn_query(vector, k=query.knn_k, filter=filter, inner_hits_size=query.mentions_per_hit),
                 ],
                 "pagination_depth": query.depth,
             }
@@ -165,7 +165,7 @@ def search_request_line(index: str, body: dict, params: Mapping[str, Any] | None
 
 
 def template_params(vector: QueryVector, query: TypeQuery) -> dict:
-    return {"vector": list(vector), "k": query.depth, "size": query.window, "mentions": query.mentions_per_hit}
+    return {"vector": list(vector), "k": query.knn_k, "size": query.window, "mentions": query.mentions_per_hit}
 
 
 def template_request_line(index: str, template_id: str, vector: QueryVector, query: TypeQuery) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ner_os.fields import MENTIONS_PATH, VECTOR_BYTES_FIELD, VECTOR_FIELD
 from ner_os.query.bodies import nested_knn_query
-from ner_os.query.model import DEFAULT_DEPTH, NeuralText
+from ner_os.query.model import KNN_CANDIDATES, NeuralText
 
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 COLUMNS = ["text", "mentions.surface", "mentions.types"]
@@ -27,7 +27,7 @@ PATTERN_VERSION = {"index-pattern": "7.6.0"}
 SEARCH_VERSION = {"search": "7.9.3"}
 
 
-def neural_filter_query(description: str, k: int = DEFAULT_DEPTH) -> dict:
+def neural_filter_query(description: str, k: int = KNN_CANDIDATES) -> dict:
     """The query a Discover user pastes into "Edit as Query DSL": documents whose best mention is among
     the ``k`` nearest to the description (no inner_hits: a filter returns documents only)."""
     nested = nested_knn_query(NeuralText(description), k=k)["nested"]

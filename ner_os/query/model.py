@@ -31,7 +31,11 @@ RRF_RANK_CONSTANT = 60  # the rank_constant ner_os.store gives the RRF search pi
 BM25_ANALYZER = "stop"
 BM25_MINIMUM_SHOULD_MATCH = "100%"
 BM25_WEIGHT = 1.0
-DEFAULT_DEPTH = 100  # documents each ranking contributes before fusion (and the default k)
+DEFAULT_DEPTH = 100  # documents each ranking contributes before fusion
+# The nested k-NN search's k when the query sets none: lucene walks the HNSW graph with a candidate
+# list that long. bench/scale.py at 1M mentions, 253 queries: recall@10 against exact search 0.843 at
+# k 100, 0.906 at 200, for 29.6 -> 29.1 ms p50 in the default mode (k-NN alone 14.3 -> 17.2 ms).
+KNN_CANDIDATES = 200
 # a hit keeps the mentions scoring at least its best one's score minus this: chosen on held-out train
 # types by bench/highlight.py (F1 of the kept mentions being of the query's type: 0.72 keeping all
 # three -> 0.83; on the test types' detected spans 0.75 -> 0.76, precision 0.60 -> 0.68)
@@ -177,12 +181,17 @@ class TypeQuery:
 
     @property
     def depth(self) -> int:
-        """Documents per ranking before fusion (and the k-NN ``k``).
+        """Documents per ranking before fusion (the k-NN search asks for ``knn_k``, at least this).
 
         It stays the same from page to page (until the page runs past it), so that paging never
         reshuffles the fused ranking (neural-search pagination_depth).
         """
         return min(MAX_WINDOW, max(self.k or DEFAULT_DEPTH, self.window))
+
+    @property
+    def knn_k(self) -> int:
+        """The nested k-NN search's ``k``: the depth, and at least ``KNN_CANDIDATES`` unless ``k`` is set."""
+        return self.depth if self.k is not None else min(MAX_WINDOW, max(KNN_CANDIDATES, self.depth))
 
     @property
     def mention_limit(self) -> int:

@@ -131,7 +131,7 @@ def test_knn_body_is_nested_max_with_expanded_inner_hits_and_no_vectors():
     assert nested["inner_hits"]["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
     assert nested["inner_hits"]["size"] == 3
     (spec,) = knn_specs(body)
-    assert spec == {"vector": VECTOR, "k": 100, "expand_nested_docs": True}
+    assert spec == {"vector": VECTOR, "k": 200, "expand_nested_docs": True}
     assert body["_source"] == {"excludes": ["mentions.vector", "mentions.vector_bytes"]}
     assert body["size"] == 5
 
@@ -411,7 +411,7 @@ def test_template_request_sends_only_the_id_and_params():
 
     head, body = template_request_line("ner-os", "ner-os-type-query", VECTOR, TypeQuery("x", hybrid=False)).split("\n", 1)
     assert head == "GET ner-os/_search/template"
-    assert json.loads(body) == {"id": "ner-os-type-query", "params": {"vector": VECTOR, "k": 100, "size": 10, "mentions": 3}}
+    assert json.loads(body) == {"id": "ner-os-type-query", "params": {"vector": VECTOR, "k": 200, "size": 10, "mentions": 3}}
 
 
 # ----- CLI helpers: filter arguments
