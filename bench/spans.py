@@ -1,7 +1,9 @@
 """Span detection (issue #15): same-end recall and precision of the default detector (``union``,
 next to ``encoder`` and ``spacy``) on Few-NERD INTER test (cased and lowercased), wikigold dev and
 BTC dev, spans per sentence, and the R-Precision it gives on Few-NERD test with the default
-ranking (k-NN alone, the shipped head; exact cosine over one vector per mention, as bench/head.py).
+ranking (k-NN alone, the shipped head; exact cosine over one vector per mention, as bench/head.py),
+with where it loses against gold spans, per type (``detection_losses``: mentions never detected, or
+documents promoted by spans that hold no mention of the type).
 
     python bench/spans.py                              # lowercased test: a seeded 2,000-sentence subset
     python bench/spans.py --lower-sentences 0          # the full 14,006 lowercased (encodes them: hours here)
@@ -105,9 +107,10 @@ def dev_sets() -> dict[str, Corpus]:
     return out
 
 
-def r_precision(corpus: Corpus, source: str, embedder: MentionEmbedder, queries: dict[str, np.ndarray]) -> dict:
-    """Macro R-Precision (and per type) of exact k-NN over the corpus's mentions from ``source``
-    (``gold`` or a detector); a document is relevant to a type when it holds a gold mention of it."""
+def ranked_types(corpus: Corpus, source: str, embedder: MentionEmbedder, queries: dict[str, np.ndarray]
+                 ) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """Each type's full ranking of the corpus's documents by exact k-NN over its mentions from ``source``
+    (``gold`` or a detector), and each type's relevant documents (those holding a gold mention of it)."""
     spans = corpus.gold if source == "gold" else corpus.found[source]
     vectors = embedder.embed_encoded(corpus.texts, corpus.encoded, spans)
     doc_ids = [str(i) for i, part in enumerate(vectors) for _ in range(len(part))]
@@ -115,9 +118,36 @@ def r_precision(corpus: Corpus, source: str, embedder: MentionEmbedder, queries:
     labels = sorted(queries)
     rankings = ranker.rank_many(np.stack([queries[label] for label in labels]), top_n=ranker.n_documents)
     relevance = {label: {str(i) for i, names in enumerate(corpus.labels) if label in names} for label in labels}
-    report = score_rankings({label: r.doc_ids for label, r in zip(labels, rankings)}, relevance)
+    return {label: r.doc_ids for label, r in zip(labels, rankings)}, relevance
+
+
+def r_precision(corpus: Corpus, source: str, embedder: MentionEmbedder, queries: dict[str, np.ndarray]) -> dict:
+    """Macro R-Precision (and per type) of exact k-NN over the corpus's mentions from ``source``."""
+    rankings, relevance = ranked_types(corpus, source, embedder, queries)
+    report = score_rankings(rankings, relevance)
     return {"macro": round(report.macro["r_precision"], 4),
-            "per_type": {label: round(report.per_type[label].r_precision, 4) for label in labels}}
+            "per_type": {label: round(report.per_type[label].r_precision, 4) for label in rankings}}
+
+
+def detection_losses(corpus: Corpus, source: str, embedder: MentionEmbedder, queries: dict[str, np.ndarray]) -> dict:
+    """Per type, where ``source``'s spans lose against gold spans in the top R (R: the type's relevant
+    documents): relevant documents gold ranks there and ``source`` does not (``relevant_lost``; of them,
+    ``lost_end_not_detected``: no span of ``source`` ends where one of the type's gold mentions ends, so
+    the mention was never indexed), and documents ``source`` ranks there that hold no gold mention of the
+    type (``irrelevant_gained``)."""
+    gold, relevance = ranked_types(corpus, "gold", embedder, queries)
+    found, _ = ranked_types(corpus, source, embedder, queries)
+    spans = corpus.found[source]
+    out = {}
+    for label, relevant in relevance.items():
+        top_gold, top_found = set(gold[label][:len(relevant)]), set(found[label][:len(relevant)])
+        lost = (top_gold & relevant) - top_found
+        ends = {doc: {s.end for s, name in zip(corpus.gold[int(doc)], corpus.labels[int(doc)]) if name == label}
+                for doc in lost}
+        out[label] = {"relevant": len(relevant), "relevant_lost": len(lost),
+                      "lost_end_not_detected": sum(not ends[d] & {s.end for s in spans[int(d)]} for d in lost),
+                      "irrelevant_gained": len(top_found - relevant - top_gold)}
+    return out
 
 
 def test_corpora(settings: Settings, encoder: EncoderProxy, cache, lower_sentences: int, seed: int
@@ -170,9 +200,11 @@ def main(argv=None) -> dict:
               "gold_lower_subset": r_precision(lower, "gold", embedder, queries),
               "detected_lower": r_precision(lower, DEFAULT, embedder, queries),
               "detected_lower_spacy": r_precision(lower, "spacy", embedder, queries)}
+    losses = detection_losses(test, DEFAULT, embedder, queries)
     sets = {"fewnerd_test": test, "fewnerd_test_lower": lower, **devs}
     scores = {name: corpus.scores() for name, corpus in sets.items()}
     result = report(scores, ranked, test, lower, args)
+    result["detection_losses"] = losses
     result["detection_seconds_per_1k_tokens"] = round(
         1000 * test.detect_seconds / sum(len(item.offsets) for item in test.encoded), 4)
     return write_result(args.out, result, "bench/spans.py", argv, started)
