@@ -112,14 +112,14 @@ def documents(real: RealMentions, rng: np.random.Generator):
 class GrowingIndex:
     """The bench's index, grown to each size in turn, with every stored vector kept for exact search."""
 
-    def __init__(self, ner: NerOs, name: str, real: RealMentions, encoder: str | None, seed: int):
+    def __init__(self, ner: NerOs, name: str, real: RealMentions, encoder: str | None, seed: int, graph: dict):
         self.ner, self.name, self.client = ner, name, ner.opensearch
         self.stream = documents(real, np.random.default_rng(seed))
         self.vectors, self.doc_of, self.doc_ids = [], [], []
         self.mentions, self.build_total_s = 0, 0.0
         dim = real.vectors.shape[1]
         self.client.indices.delete(index=name, ignore_unavailable=True)
-        body = schema.index_body(name, dim)
+        body = schema.index_body(name, dim, **graph)
         if encoder:
             body["mappings"]["properties"]["mentions"]["properties"]["vector"]["method"]["parameters"]["encoder"] = \
                 {"name": encoder}
@@ -265,6 +265,9 @@ def main() -> None:
     parser.add_argument("--depths", default=str(KNN_CANDIDATES),
                         help="k-NN depths (k) to measure, the first one the row's (default: the product's default k)")
     parser.add_argument("--encoder", choices=["sq"], help="lucene scalar quantisation of the stored vectors")
+    parser.add_argument("--hnsw-m", type=int, default=schema.DEFAULT_PARAMS["hnsw_m"], help="the HNSW graph's m")
+    parser.add_argument("--ef-construction", type=int, default=schema.DEFAULT_PARAMS["hnsw_ef_construction"],
+                        help="the HNSW graph's ef_construction")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", action="store_true", help="leave the index for a look afterwards")
@@ -288,7 +291,8 @@ def main() -> None:
     if args.statistics:
         print(json.dumps(generated_against_real(real, type_vectors), indent=2))
         return
-    index = GrowingIndex(ner, args.index, real, args.encoder, args.seed)
+    graph = {"hnsw_m": args.hnsw_m, "hnsw_ef_construction": args.ef_construction}
+    index = GrowingIndex(ner, args.index, real, args.encoder, args.seed, graph)
     fresh = fresh_descriptions()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     depths = [int(d) for d in args.depths.split(",")]
@@ -305,7 +309,7 @@ def main() -> None:
         distinct = len(np.unique(np.stack(index.vectors).round(6), axis=0)) == len(index.vectors) if complete else None
         write_json(args.out, {  # after every size: a run stopped midway keeps the sizes it measured
             "scale": scale, "complete": complete, "sizes_asked": sizes, "distinct_checked": distinct,
-            "encoder": args.encoder or "none (float32)",
+            "encoder": args.encoder or "none (float32)", "graph": graph,
             "real_mentions": len(real), "generated_statistics": statistics,
             "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
             "queries_per_mode": args.queries, "depths": depths, "load_average_before": load_before, "load_average_after": os.getloadavg(),
@@ -314,7 +318,7 @@ def main() -> None:
     if not args.keep:
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
     print(f"wrote {args.out}")
-    if not args.encoder and args.out == OUT:
+    if not args.encoder and graph == {key: schema.DEFAULT_PARAMS[key] for key in graph} and args.out == OUT:
         write_summary(scale, args.out)
         draw_chart(json.loads(args.out.read_text()), args.chart)
 
