@@ -157,10 +157,11 @@ class GrowingIndex:
         matrix, owners = np.stack(self.vectors), np.asarray(self.doc_of)
         order = np.argsort(owners, kind="stable")
         matrix, starts = matrix[order], np.flatnonzero(np.r_[True, np.diff(owners[order]) != 0])
+        group_owner = owners[order][starts]  # the document of each reduced column
         tops = []
         for rows in np.array_split(unit(queries), max(1, -(-len(queries) // chunk))):  # bounded memory at 1M
             best = np.maximum.reduceat(rows @ matrix.T, starts, axis=1)
-            tops += [{self.doc_ids[owners[order][starts[i]]] for i in np.argsort(-row)[:top]} for row in best]
+            tops += [{self.doc_ids[group_owner[i]] for i in np.argsort(-row)[:top]} for row in best]
         return tops
 
     def memory(self) -> dict:

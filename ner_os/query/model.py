@@ -191,7 +191,7 @@ class TypeQuery:
     @property
     def knn_k(self) -> int:
         """The nested k-NN search's ``k``: the depth, and at least ``KNN_CANDIDATES`` unless ``k`` is set."""
-        return self.depth if self.k is not None else min(MAX_WINDOW, max(KNN_CANDIDATES, self.depth))
+        return min(MAX_WINDOW, max(self.k or KNN_CANDIDATES, self.window))
 
     @property
     def mention_limit(self) -> int:

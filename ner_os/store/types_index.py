@@ -55,6 +55,7 @@ TYPES_INDEX_BODY = {
     },
 }
 
+
 def _changing_script(body: str) -> str:
     """``body`` (which sets ``changed``), then the stored vectors restored when the document changes, and a
     no-op otherwise: only a changed document is re-indexed, so only it needs the decoded vectors."""
