@@ -123,20 +123,24 @@ def ranked_types(corpus: Corpus, source: str, embedder: MentionEmbedder, queries
 
 def r_precision(corpus: Corpus, source: str, embedder: MentionEmbedder, queries: dict[str, np.ndarray]) -> dict:
     """Macro R-Precision (and per type) of exact k-NN over the corpus's mentions from ``source``."""
-    rankings, relevance = ranked_types(corpus, source, embedder, queries)
+    return scored(ranked_types(corpus, source, embedder, queries))
+
+
+def scored(ranked: tuple[dict[str, list[str]], dict[str, set[str]]]) -> dict:
+    """Macro R-Precision (and per type) of ``ranked_types``' rankings and relevant documents."""
+    rankings, relevance = ranked
     report = score_rankings(rankings, relevance)
     return {"macro": round(report.macro["r_precision"], 4),
             "per_type": {label: round(report.per_type[label].r_precision, 4) for label in rankings}}
 
 
-def detection_losses(corpus: Corpus, source: str, embedder: MentionEmbedder, queries: dict[str, np.ndarray]) -> dict:
+def detection_losses(corpus: Corpus, source: str, gold: dict[str, list[str]], found: dict[str, list[str]],
+                     relevance: dict[str, set[str]]) -> dict:
     """Per type, where ``source``'s spans lose against gold spans in the top R (R: the type's relevant
     documents): relevant documents gold ranks there and ``source`` does not (``relevant_lost``; of them,
     ``lost_end_not_detected``: no span of ``source`` ends where one of the type's gold mentions ends, so
     the mention was never indexed), and documents ``source`` ranks there that hold no gold mention of the
-    type (``irrelevant_gained``)."""
-    gold, relevance = ranked_types(corpus, "gold", embedder, queries)
-    found, _ = ranked_types(corpus, source, embedder, queries)
+    type (``irrelevant_gained``). ``gold`` and ``found``: ``ranked_types``' rankings by gold and by ``source``."""
     spans = corpus.found[source]
     out = {}
     for label, relevant in relevance.items():
@@ -193,14 +197,12 @@ def main(argv=None) -> dict:
     type_names = read_type_names(FEWNERD / TYPE_NAMES_FILE)
     test_types = sorted({label for labels in test.labels for label in labels})
     queries = dict(zip(test_types, embedder.embed_types([type_names[t] for t in test_types])))
-    ranked = {"gold": r_precision(test, "gold", embedder, queries),
-              "detected": r_precision(test, DEFAULT, embedder, queries),
-              "detected_spacy": r_precision(test, "spacy", embedder, queries),
-              "gold_subset": r_precision(cased_subset, "gold", embedder, queries),
-              "gold_lower_subset": r_precision(lower, "gold", embedder, queries),
-              "detected_lower": r_precision(lower, DEFAULT, embedder, queries),
-              "detected_lower_spacy": r_precision(lower, "spacy", embedder, queries)}
-    losses = detection_losses(test, DEFAULT, embedder, queries)
+    runs = {"gold": (test, "gold"), "detected": (test, DEFAULT), "detected_spacy": (test, "spacy"),
+            "gold_subset": (cased_subset, "gold"), "gold_lower_subset": (lower, "gold"),
+            "detected_lower": (lower, DEFAULT), "detected_lower_spacy": (lower, "spacy")}
+    rankings = {name: ranked_types(corpus, source, embedder, queries) for name, (corpus, source) in runs.items()}
+    ranked = {name: scored(found) for name, found in rankings.items()}
+    losses = detection_losses(test, DEFAULT, rankings["gold"][0], *rankings["detected"])
     sets = {"fewnerd_test": test, "fewnerd_test_lower": lower, **devs}
     scores = {name: corpus.scores() for name, corpus in sets.items()}
     result = report(scores, ranked, test, lower, args)
