@@ -48,6 +48,7 @@ class Settings:
     # cluster
     opensearch_url: str | None = None  # None: a local node is started for the user
     index: str = "ner-os"
+    index_shards: int | None = None  # primary shards of a new document index (None: 1); each holds its own graphs
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     ca_certs: str | None = None

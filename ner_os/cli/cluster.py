@@ -7,7 +7,7 @@ import sys
 import click
 
 from ner_os import render
-from ner_os.cli.options import cluster_options, friendly_errors, settings_from
+from ner_os.cli.options import cluster_options, friendly_errors, index_shards_option, settings_from
 
 
 @click.group()
@@ -68,6 +68,7 @@ def templates():
 
 @templates.command("install")
 @cluster_options
+@index_shards_option
 @click.option("--dimension", type=int, help="Mention vector size [default: the active head's output size]")
 @click.option("--profile", help="Model profile whose head sets the dimension [env NER_OS_PROFILE]")
 @click.option("--head", help="Projection head directory whose output size sets the dimension [env NER_OS_HEAD]")

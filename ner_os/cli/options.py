@@ -77,6 +77,14 @@ def cluster_options(command, with_index: bool = True):
     ], command)
 
 
+def index_shards_option(command):
+    """``--index-shards``, for the commands that create a document index or its templates."""
+    return click.option("--index-shards", type=click.IntRange(1, 1024),  # schema.MAX_SHARDS
+                        help="Primary shards of a new index; k-NN searches each shard's graphs, so more shards "
+                             "keep recall at scale (see docs/benchmarks.md, Scale) [env NER_OS_INDEX_SHARDS; "
+                             "default: 1]")(command)
+
+
 def connection_options(command):
     """:func:`cluster_options` without ``--index``."""
     return cluster_options(command, with_index=False)
@@ -101,7 +109,8 @@ def type_query_options(command, description_required: bool = True, several: bool
         click.argument("description", required=description_required, nargs=-1 if several else 1),
         click.option("-n", "--size", default=10, show_default=True, help="Documents per page"),
         click.option("--offset", default=0, show_default=True, help="Documents to skip (the page's start)"),
-        click.option("--k", type=int, help="Documents the k-NN search gathers [default: max(200, offset + size)]"),
+        click.option("--k", type=int, help="Documents the k-NN search gathers per shard [default: 200 split over "
+                                           "the index's shards, at least 100 each, and at least offset + size]"),
         click.option("--hybrid/--no-hybrid", "hybrid", default=False,
                      help="Fuse BM25 on the text (stopwords dropped, every word required) with the k-NN "
                           "ranking by RRF [default: k-NN alone, which never ruins a type]"),

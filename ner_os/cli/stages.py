@@ -13,7 +13,7 @@ import sys
 import click
 
 from ner_os import render
-from ner_os.cli.options import cluster_options, friendly_errors, model_options, settings_from
+from ner_os.cli.options import cluster_options, friendly_errors, index_shards_option, model_options, settings_from
 from ner_os.training.fit import TrainConfig  # its fields are the train command's flags
 
 EXIT_REJECTS = 1  # ner-os load: lines were rejected
@@ -109,6 +109,7 @@ def _train_on_fewnerd(settings, data_dir, out, config, hold_out_dev, train_sente
 @click.argument("source", metavar="INPUT")
 @cluster_options
 @model_options
+@index_shards_option
 @click.option("--batch-tokens", type=int, help="Padded tokens per encoder batch [env NER_OS_BATCH_TOKENS; default: 2048]")
 @click.option("--spans", type=click.Choice(["union", "encoder", "spacy", "given"]),
               help="Span detector for documents without given mentions: union (encoder + spaCy), encoder (read "

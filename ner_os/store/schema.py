@@ -38,6 +38,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "shards": 1,
     "rrf_rank_constant": 60,
 }
+MAX_SHARDS = 1024  # OpenSearch's own limit per index
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -112,14 +113,36 @@ def _merge(target: dict, extra: Mapping) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def settings_params(settings: Settings) -> dict[str, Any]:
+    """The template parameters ``settings`` set (``index_shards``, where given), checked."""
+    shards = settings.index_shards
+    if shards is None:
+        return {}
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
+        raise ConfigError(f"index_shards (--index-shards, NER_OS_INDEX_SHARDS) must be an integer from 1 to "
+                          f"{MAX_SHARDS}, got {shards!r}")
+    return {"shards": shards}
+
+
+def check_shards(client: OpenSearch, index: str, settings: Settings) -> None:
+    """Refuse ``settings.index_shards`` when given and the existing ``index`` has another number of shards
+    (a shard count is fixed when an index is made)."""
+    wanted = settings_params(settings).get("shards")
+    found = index_settings(client, index).get("index.number_of_shards")
+    if wanted is not None and found is not None and int(found) != wanted:
+        raise ConfigError(f"index {index!r} has {found} primary shard(s), not {wanted} (--index-shards): a shard "
+                          f"count is fixed when the index is made; rebuild it with --replace-index")
+
+
 def install_templates(client: OpenSearch, settings: Settings, dim: int, **params: Any) -> TemplateNames:
     """Install (or overwrite: idempotent) the templates for ``settings.index``, and the hybrid search
-    pipelines when the cluster has neural-search. Refuses when the index exists with another dimension."""
+    pipelines when the cluster has neural-search. Refuses when the index exists with another dimension.
+    ``params`` override the settings' own (:func:`settings_params`)."""
     index = settings.index
     require_knn(client)
     if client.indices.exists(index=index):
         check_dimension(client, index, dim)
-    values = template_values(index, dim, **params)
+    values = template_values(index, dim, **{**settings_params(settings), **params})
     components = tuple(f"{index}-{suffix}" for suffix in COMPONENT_SUFFIXES)
     for suffix, name in zip(COMPONENT_SUFFIXES, components):
         body = render_template(f"component_template.{suffix}.json", **values)
@@ -210,6 +233,13 @@ def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
         if "dimension" in vector:
             return int(vector["dimension"])
     return None
+
+
+def index_shards(client: OpenSearch, name: str) -> int:
+    """The primary shards a search of ``name`` (an index, alias or pattern) covers; 1 when none resolves."""
+    found = call(f"reading the settings of index {name}", client.indices.get_settings, index=name,
+                 name="index.number_of_shards", flat_settings=True, ignore_unavailable=True)
+    return max(1, sum(int(each["settings"]["index.number_of_shards"]) for each in found.values()))
 
 
 METADATA_FIELD = "metadata"  # where a loaded line's own fields are stored

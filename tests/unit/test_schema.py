@@ -81,3 +81,16 @@ def test_the_stored_source_keeps_a_mention_vector_as_bytes_only():
     mappings = schema.index_body("docs", 8)["mappings"]
     assert mappings["_source"] == {"excludes": ["mentions.vector"]}
     assert mappings["properties"]["mentions"]["properties"]["vector_bytes"] == {"type": "binary"}
+
+
+def test_the_settings_shard_count_reaches_the_templates_and_a_bad_one_is_refused():
+    from ner_os.config import Settings
+    from ner_os.errors import ConfigError
+
+    assert schema.settings_params(Settings.resolve(env={})) == {}
+    assert schema.settings_params(Settings.resolve(env={"NER_OS_INDEX_SHARDS": "4"})) == {"shards": 4}
+    body = schema.index_body("docs", 8, **schema.settings_params(Settings.resolve(index_shards=2)))
+    assert body["settings"]["index.number_of_shards"] == 2
+    for bad in (0, 1025, True):
+        with pytest.raises(ConfigError, match="index_shards.*from 1 to 1024"):
+            schema.settings_params(Settings.resolve(index_shards=bad))
