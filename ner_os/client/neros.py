@@ -25,13 +25,13 @@ from ner_os import registered_types as rt
 from ner_os.checks import check_description, check_vector
 from ner_os.config import Settings
 from ner_os.errors import ClusterError, NerOsError
-from ner_os.fields import VECTOR_FIELD
 from ner_os.mentions.cache import cached_type_vector, type_vector_cache
 from ner_os.mentions.embedder import MentionEmbedder, vectors_identity
 from ner_os.store import ml, removal, schema, types_index
 from ner_os.store import search as store
 from ner_os.store.connection import client_from_settings, has_neural_search
 from ner_os.client.dimension import head_output_dimension
+from ner_os.client.index_facts import IndexFacts
 from ner_os.client.cluster_vector import stored_type_vector
 from ner_os.client.by_example import composed_vector, refine as refined_results
 from ner_os.client.batch import search_types as batch_search_types
@@ -72,7 +72,7 @@ class NerOs:
         self._opensearch = opensearch
         self._embedder = embedder
         self._type_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._dimensions: dict[str, int] = {}
+        self._index_facts = IndexFacts(lambda: self.opensearch)
         self._checked_vectors: set[str] = set()
         self._server_hybrid: dict[str, bool] = {}
         self._neural_search: bool | None = None
@@ -169,16 +169,11 @@ class NerOs:
 
     def vector_dimension(self, index: str | None = None) -> int:
         """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
-        index = self.index_name(index)
-        if index not in self._dimensions:
-            dim = schema.index_vector_dimension(self.opensearch, index)
-            if dim is None:
-                if not schema.index_exists(self.opensearch, index):
-                    raise NerOsError(f"index {index!r} does not exist: load documents into it first "
-                                     "(ner-os load) or name another one with --index")
-                raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
-            self._dimensions[index] = dim
-        return self._dimensions[index]
+        return self._index_facts.dimension(self.index_name(index))
+
+    def index_shards(self, index: str | None = None) -> int:
+        """The primary shards a search of the index covers: the default k-NN depth is split over them."""
+        return self._index_facts.shards(self.index_name(index))
 
     def neural_search(self) -> bool:
         if self._neural_search is None:
@@ -220,7 +215,8 @@ class NerOs:
         (:class:`ner_os.query.MentionRef`); ``more_like`` / ``less_like``: hits (or mentions) marked right /
         wrong, which refine the type vector (docs/queries.md; :meth:`refine` takes hit numbers).
 
-        ``k``: documents the k-NN search gathers (default ``max(200, offset + size)``); ``hybrid``:
+        ``k``: documents the k-NN search gathers per shard (default: 200 split over the index's shards, at
+        least 100 each and ``offset + size``, ``TypeQuery.knn_k``); ``hybrid``:
         fuse with BM25 on ``text`` (RRF); ``filters``: ``{field: value | [values] | {"gte": …}}`` on
         document fields; ``min_score``: radial k-NN search, every mention scoring at least this;
         ``mention_margin``: a hit's mentions scoring less than its best minus this are left out (None: kept);
@@ -250,18 +246,18 @@ class NerOs:
 
     def dsl(self, description: str, *, index: str | None = None, **options: Any) -> str:
         """The complete request for Dashboards Dev Tools (``GET <index>/_search…`` and its body)."""
-        query = q.TypeQuery(description, **options)
         index = self.index_name(index)
+        query = q.TypeQuery(description, shards=self.index_shards(index), **options)
         vector = self.query_vector(query.description, index)
         return q.dsl_request(vector, query, index=index, server_hybrid=query.hybrid and self.server_hybrid(index),
                              pipeline=self.pipeline(index))
 
     def template_request(self, description: str, *, index: str | None = None, **options: Any) -> str:
         """The stored search template (installed if needed) and the Dev Tools request that uses it."""
-        query = q.TypeQuery(description, hybrid=False, **options)
+        index = self.index_name(index)
+        query = q.TypeQuery(description, hybrid=False, shards=self.index_shards(index), **options)
         if query.min_score is not None or query.filters:
             raise NerOsError("the search template covers top-k k-NN queries: drop --min-score and --filter")
-        index = self.index_name(index)
         vector = self.index_type_vector(query.description, index)
         template_id = store.install_search_template(self.opensearch, index)
         return q.template_request_line(index, template_id, vector, query)
@@ -278,7 +274,7 @@ class NerOs:
 
     def forget_index(self, index: str) -> None:
         """Forget what was learnt about an index found missing (a new one of that name is read afresh)."""
-        self._dimensions.pop(index, None)
+        self._index_facts.forget(index)
 
     # --- registered types --------------------------------------------------------------------
 

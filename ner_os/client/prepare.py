@@ -7,6 +7,7 @@ by side over one ``_msearch`` a round (:func:`ner_os.query.batch_steps`): one pr
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -43,6 +44,7 @@ def vector_steps(ner, vector: q.QueryVector, query: q.TypeQuery, index: str | No
     index = ner.index_name(index)
     if not isinstance(vector, q.NeuralText):
         vector = check_vector(vector, ner.vector_dimension(index))
+    query = dataclasses.replace(query, shards=ner.index_shards(index))  # the default k is split over them
     steps = q.type_search_steps(vector, query, index=index, server_hybrid=query.hybrid and ner.server_hybrid(index),
                                 pipeline=ner.pipeline(index))
     return (steps if isinstance(vector, q.NeuralText) else q.with_vector(steps, np.asarray(vector))), index

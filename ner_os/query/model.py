@@ -32,10 +32,13 @@ BM25_ANALYZER = "stop"
 BM25_MINIMUM_SHOULD_MATCH = "100%"
 BM25_WEIGHT = 1.0
 DEFAULT_DEPTH = 100  # documents each ranking contributes before fusion
-# The nested k-NN search's k when the query sets none: lucene walks the HNSW graph with a candidate
-# list that long. bench/scale.py at 1M mentions, 253 queries: recall@10 against exact search 0.843 at
-# k 100, 0.906 at 200, for 29.6 -> 29.1 ms p50 in the default mode (k-NN alone 14.3 -> 17.2 ms).
+# The nested k-NN search's k when the query sets none. k is per shard (lucene walks each shard's HNSW
+# graphs with a candidate list that long), so the candidates are split over the index's shards, at
+# least KNN_PER_SHARD each. bench/scale.py at 1M mentions, 253 queries, recall@10 against exact search
+# and p50 in the default mode: one shard 0.843 at k 100, 0.906 at 200 (29.6, 29.1 ms); two shards of
+# 500k at k 100 each 0.981 (29.3 ms), at 200 each 0.991 (38.3 ms).
 KNN_CANDIDATES = 200
+KNN_PER_SHARD = 100
 # a hit keeps the mentions scoring at least its best one's score minus this: chosen on held-out train
 # types by bench/highlight.py (F1 of the kept mentions being of the query's type: 0.72 keeping all
 # three -> 0.83; on the test types' detected spans 0.75 -> 0.76, precision 0.60 -> 0.68)
@@ -152,10 +155,11 @@ class TypeQuery:
     filters: Mapping[str, Any] | None = None
     mentions_per_hit: int = 3
     mention_margin: float | None = MENTION_MARGIN
+    shards: int = 1  # primary shards the query searches (the client reads them from the index): see knn_k
 
     def __post_init__(self):
         object.__setattr__(self, "description", check_description(self.description))
-        for name, low in (("size", 1), ("offset", 0), ("mentions_per_hit", 1)):
+        for name, low in (("size", 1), ("offset", 0), ("mentions_per_hit", 1), ("shards", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise NerOsError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -190,8 +194,10 @@ class TypeQuery:
 
     @property
     def knn_k(self) -> int:
-        """The nested k-NN search's ``k``: the depth, and at least ``KNN_CANDIDATES`` unless ``k`` is set."""
-        return min(MAX_WINDOW, max(self.k or KNN_CANDIDATES, self.window))
+        """The nested k-NN search's ``k`` (per shard): ``k`` where set, else ``KNN_CANDIDATES`` split over the
+        shards (at least ``KNN_PER_SHARD``); and at least the page's window, which one shard may hold whole."""
+        split = max(-(-KNN_CANDIDATES // self.shards), KNN_PER_SHARD)
+        return min(MAX_WINDOW, max(self.k or split, self.window))
 
     @property
     def mention_limit(self) -> int:

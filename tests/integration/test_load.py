@@ -98,8 +98,8 @@ def write_corpus(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def run(path, url, index, data_dir, embedder, **options):
-    settings = Settings.resolve(opensearch_url=url, index=index, data_dir=str(data_dir))
+def run(path, url, index, data_dir, embedder, index_shards=None, **options):
+    settings = Settings.resolve(opensearch_url=url, index=index, data_dir=str(data_dir), index_shards=index_shards)
     options.setdefault("detector", CapitalisedWords())
     options.setdefault("batch_tokens", 512)
     return load(path, settings.replace(batch_tokens=options.pop("batch_tokens")), embedder=embedder,
@@ -409,6 +409,41 @@ def test_an_index_filled_by_another_head_of_the_same_size_is_refused(
         NerOs(settings, opensearch=client, embedder=second).search_type("river", hybrid=False)
     run(corpus, opensearch_url, fresh_index, tmp_path, second, replace_index=True)
     assert schema.index_vectors(client, fresh_index) == second.identity()
+
+
+def test_an_index_of_several_shards_finds_what_one_shard_finds(
+        client, opensearch_url, fresh_index, second_index, embedder, tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(40))
+    run(corpus, opensearch_url, fresh_index, tmp_path, embedder)
+    run(corpus, opensearch_url, second_index, tmp_path, embedder, index_shards=3)
+    assert schema.index_settings(client, second_index)["index.number_of_shards"] == "3"
+    one_shard = snapshot(client, fresh_index)
+    assert_same_index(one_shard, snapshot(client, second_index))
+
+    def top(index):
+        settings = Settings.resolve(opensearch_url=opensearch_url, index=index)
+        found = NerOs(settings, opensearch=client, embedder=embedder).search_type("river", hybrid=False, size=40)
+        return sorted((hit.id, round(hit.score, 5)) for hit in found.hits)  # sorted: ties break by shard
+
+    three = NerOs(Settings.resolve(opensearch_url=opensearch_url, index=second_index), opensearch=client,
+                  embedder=embedder)
+    assert three.index_shards() == 3
+    assert '"k": 100' in three.dsl("river")  # the default 200 candidates split over 3 shards, 100 at least
+
+    with_mentions = sum(1 for source in one_shard.values() if source["mentions"])
+    assert top(second_index) == top(fresh_index) and len(top(fresh_index)) == with_mentions  # none lost
+
+
+def test_another_shard_count_for_an_existing_index_is_refused_and_replace_index_applies_it(
+        client, opensearch_url, fresh_index, embedder, tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(4))
+    run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=2)
+    run(corpus, opensearch_url, fresh_index, tmp_path, embedder)  # not given: the index keeps its own
+    with pytest.raises(ConfigError, match="has 2 primary shard.*not 3.*--replace-index"):
+        run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=3)
+    run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=3, replace_index=True)
+    assert schema.index_settings(client, fresh_index)["index.number_of_shards"] == "3"
+    assert len(snapshot(client, fresh_index)) == 4
 
 
 def test_replace_index_is_refused_per_shard_and_in_a_dry_run(opensearch_url, fresh_index, embedder, tmp_path):

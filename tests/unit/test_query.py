@@ -142,6 +142,17 @@ def test_k_follows_the_request_and_covers_the_page():
     assert knn_specs(knn_search_body(VECTOR, TypeQuery("x", size=50, offset=200, hybrid=False)))[0]["k"] == 250
 
 
+def test_the_default_k_is_split_over_the_shards_but_never_below_the_floor_or_the_page():
+    def k(**options):
+        return knn_specs(knn_search_body(VECTOR, TypeQuery("x", hybrid=False, **options)))[0]["k"]
+
+    assert [k(shards=n) for n in (1, 2, 3, 8)] == [200, 100, 100, 100]  # KNN_CANDIDATES, KNN_PER_SHARD
+    assert k(shards=2, size=50, offset=100) == 150  # one shard may hold the whole page
+    assert k(shards=4, k=30) == 30  # a k given is the shards' own
+    with pytest.raises(NerOsError, match="shards must be an integer >= 1"):
+        TypeQuery("x", shards=0)
+
+
 def test_filter_goes_inside_the_nested_knn_clause():
     body = knn_search_body(VECTOR, TypeQuery("x", hybrid=False, filters={"lang": "en"}))
     (spec,) = knn_specs(body)

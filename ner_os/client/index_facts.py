@@ -1,0 +1,41 @@
+"""What a client learns about an index once and keeps: its mention vectors' dimension and its shards."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ner_os.errors import NerOsError
+from ner_os.fields import VECTOR_FIELD
+from ner_os.store import schema
+
+
+class IndexFacts:
+    """Per index name, read on first use; :meth:`forget` drops them (an index found missing)."""
+
+    def __init__(self, opensearch: Callable):
+        self._opensearch = opensearch  # called for the client when a fact is first needed
+        self._dimensions: dict[str, int] = {}
+        self._shards: dict[str, int] = {}
+
+    def dimension(self, index: str) -> int:
+        """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
+        if index not in self._dimensions:
+            client = self._opensearch()
+            dim = schema.index_vector_dimension(client, index)
+            if dim is None:
+                if not schema.index_exists(client, index):
+                    raise NerOsError(f"index {index!r} does not exist: load documents into it first "
+                                     "(ner-os load) or name another one with --index")
+                raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
+            self._dimensions[index] = dim
+        return self._dimensions[index]
+
+    def shards(self, index: str) -> int:
+        """The primary shards a search of the index covers (``TypeQuery.knn_k`` splits its default over them)."""
+        if index not in self._shards:
+            self._shards[index] = schema.index_shards(self._opensearch(), index)
+        return self._shards[index]
+
+    def forget(self, index: str) -> None:
+        self._dimensions.pop(index, None)
+        self._shards.pop(index, None)
