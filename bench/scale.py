@@ -17,9 +17,10 @@ Measured at each size (the index grows; after each step it is force-merged to on
 - ``default_p50_ms`` / ``default_p99_ms``: ``NerOs.search_type`` end to end with a description never
   seen before each time (both type-vector caches bypassed), the default mode;
 - ``recall_at_10``: the share of the exact top 10 documents (numpy, a document's score is its best
-  mention's cosine) that HNSW returns in its top 10, over every query vector asked: the test types' and
-  the new descriptions' (``recall_queries``; ``recall_at_10_test_types``: the test types' alone, the
-  measure of runs before 2026-12-03, 17 queries);
+  mention's cosine) that HNSW returns in its top 10, over every query vector asked: the type names' and
+  the new descriptions' (``recall_queries``; ``recall_at_10_fewnerd_types``: the 53 Few-NERD type
+  descriptions' alone, the measure of runs before 2026-12-03, written ``recall_at_10_test_types`` until
+  the second 2026-12-03 run);
 - ``by_depth``: all of these again at each k-NN depth of ``--depths`` (the same new descriptions at
   each; the row's figures are the first depth's, the product's default k unless told otherwise);
 - ``build_s``: bulk indexing plus force merge of the step, and ``build_total_s`` up to this size;
@@ -49,13 +50,14 @@ from ner_os.client import NerOs
 from ner_os.config import Settings
 from ner_os.fields import vector_fields
 from ner_os.head import ProjectionHead, shipped_head_path
-from ner_os.query import KNN_CANDIDATES, TypeQuery
+from ner_os.query import TypeQuery
 from ner_os.store import bulk, schema
 
 OUT = RESULTS / "scale.json"
 CHART = RESULTS.parent.parent / "docs" / "scale-latency.png"
 SUMMARY = RESULTS / "query.json"  # the issue-17 figures: `scale` and the uncached latency at the largest size
 BULK_CHUNK = 200
+DESCRIPTION_WARMUP = 20  # new descriptions encoded untimed first (the earlier runs' 20): every run times the same ones
 
 
 class RealMentions:
@@ -112,11 +114,14 @@ def documents(real: RealMentions, rng: np.random.Generator):
 class GrowingIndex:
     """The bench's index, grown to each size in turn, with every stored vector kept for exact search."""
 
-    def __init__(self, ner: NerOs, name: str, real: RealMentions, encoder: str | None, seed: int, graph: dict):
+    def __init__(self, ner: NerOs, name: str, real: RealMentions, encoder: str | None, seed: int, graph: dict,
+                 reuse: bool = False):
         self.ner, self.name, self.client = ner, name, ner.opensearch
         self.stream = documents(real, np.random.default_rng(seed))
         self.vectors, self.doc_of, self.doc_ids = [], [], []
-        self.mentions, self.build_total_s = 0, 0.0
+        self.mentions, self.build_total_s, self.reuse = 0, 0.0, reuse
+        if reuse:  # a --keep run's index: the same seed makes the same documents again, for exact search
+            return
         dim = real.vectors.shape[1]
         self.client.indices.delete(index=name, ignore_unavailable=True)
         body = schema.index_body(name, dim, **graph)
@@ -128,6 +133,8 @@ class GrowingIndex:
         self.client.indices.put_settings(index=name, body={"index": {"refresh_interval": "-1"}})
 
     def grow_to(self, size: int) -> dict:
+        if self.reuse:
+            return self._regenerate(size)
         started = time.perf_counter()
         result = bulk.bulk_index(self.client, self._actions(size), chunk_size=BULK_CHUNK)
         if result.failures:
@@ -139,6 +146,16 @@ class GrowingIndex:
         build_s = time.perf_counter() - started
         self.build_total_s += build_s
         return {"bulk_s": round(bulk_s, 1), "build_s": round(build_s, 1), "build_total_s": round(self.build_total_s, 1)}
+
+    def _regenerate(self, size: int) -> dict:
+        """The documents of the index a run with these arguments left (``--keep``), made again, unwritten."""
+        for _ in self._actions(size):
+            pass
+        stored = self.client.count(index=self.name)["count"]
+        if stored != len(self.doc_ids):
+            raise SystemExit(f"--reuse: index {self.name} holds {stored} documents, these arguments make "
+                             f"{len(self.doc_ids)}: it was not built by this seed and size")
+        return {"bulk_s": None, "build_s": None, "build_total_s": None, "reused": True}
 
     def _actions(self, size: int):
         while self.mentions < size:
@@ -179,9 +196,9 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
 
 
 def measure(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray], descriptions: list[str],
-            queries: int, depth: int) -> dict:
-    """Both modes at k-NN depth ``depth``; recall@10 over every query vector asked (the test types' and the new
-    descriptions'), and over the test types' alone (``recall_at_10_test_types``, the earlier runs' measure)."""
+            queries: int, depth: int | None) -> dict:
+    """Both modes at k-NN depth ``depth``; recall@10 over every query vector asked (the type names' and the new
+    descriptions'), and over the Few-NERD type descriptions' alone (``recall_at_10_fewnerd_types``)."""
     knn_ms, returned = [], {}
     for description, vector in itertools.islice(itertools.cycle(type_vectors.items()), max(queries, len(type_vectors))):
         started = time.perf_counter()
@@ -198,19 +215,21 @@ def measure(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray]
     exact = dict(zip(asked, index.exact_top(np.stack(list(asked.values())))))
     recall = {d: len(returned[d] & want) / len(want) for d, want in exact.items()}
     (knn_p50, knn_p99), (default_p50, default_p99) = percentiles(knn_ms), percentiles(default_ms)
-    return {"k": depth, "knn_p50_ms": knn_p50, "knn_p99_ms": knn_p99, "default_p50_ms": default_p50,
+    k = TypeQuery("k", k=depth, shards=ner.index_shards(index.name)).knn_k  # per shard
+    return {"k": k, "k_default": depth is None, "knn_p50_ms": knn_p50, "knn_p99_ms": knn_p99, "default_p50_ms": default_p50,
             "default_p99_ms": default_p99, "recall_at_10": round(float(np.mean(list(recall.values()))), 4),
             "recall_queries": len(recall),
-            "recall_at_10_test_types": round(float(np.mean([recall[d] for d in type_vectors])), 4)}
+            "recall_at_10_fewnerd_types": round(float(np.mean([recall[d] for d in type_vectors])), 4)}
 
 
 def measure_depths(ner: NerOs, index: GrowingIndex, type_vectors: dict[str, np.ndarray], fresh_descriptions,
-                   queries: int, depths: list[int], warmup: int = 20) -> dict:
+                   queries: int, depths: list[int | None], warmup: int = DESCRIPTION_WARMUP) -> dict:
     """The row's figures at the product's default depth (the first), and ``by_depth`` for every depth asked:
     the same new descriptions at each depth (the type-vector cache emptied before every query)."""
-    for description, vector in itertools.islice(type_vectors.items(), warmup):
+    for number, (description, vector) in enumerate(itertools.islice(itertools.cycle(type_vectors.items()), warmup)):
         ner.search_vector(vector, TypeQuery(description), index=index.name)
-        ner.search_type(next(fresh_descriptions), index=index.name)
+        if number < DESCRIPTION_WARMUP:  # the same new descriptions warm up in every run, so that all time the same
+            ner.search_type(next(fresh_descriptions), index=index.name)
     descriptions = list(itertools.islice(fresh_descriptions, queries))
     by_depth = [measure(ner, index, type_vectors, descriptions, queries, depth) for depth in depths]
     return {**by_depth[0], "by_depth": by_depth}
@@ -263,22 +282,36 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FEWNERD)
     parser.add_argument("--sizes", default="100000,300000,1000000", help="mention counts, ascending")
     parser.add_argument("--queries", type=int, default=200, help="timed queries per mode and size")
-    parser.add_argument("--depths", default=str(KNN_CANDIDATES),
-                        help="k-NN depths (k) to measure, the first one the row's (default: the product's default k)")
+    parser.add_argument("--depths", default="default",
+                        help="k-NN depths (k, per shard) to measure, the first one the row's; 'default': the "
+                             "product's own k for the index (KNN_CANDIDATES split over its shards)")
     parser.add_argument("--encoder", choices=["sq"], help="lucene scalar quantisation of the stored vectors")
     parser.add_argument("--hnsw-m", type=int, default=schema.DEFAULT_PARAMS["hnsw_m"], help="the HNSW graph's m")
     parser.add_argument("--ef-construction", type=int, default=schema.DEFAULT_PARAMS["hnsw_ef_construction"],
                         help="the HNSW graph's ef_construction")
+    parser.add_argument("--shards", type=int, default=schema.DEFAULT_PARAMS["shards"],
+                        help="primary shards of the index (each holds its own graphs; k is per shard)")
+    parser.add_argument("--merge-threads", type=int,
+                        help="set the cluster's knn.algo_param.index_thread_qty (Lucene HNSW merge workers) first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", action="store_true", help="leave the index for a look afterwards")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the index a --keep run of the same --sizes (one), --seed and --index left, "
+                             "building nothing (build figures are then null)")
+    parser.add_argument("--warmup", type=int, default=DESCRIPTION_WARMUP,
+                        help=f"untimed k-NN queries before the timed ones (and {DESCRIPTION_WARMUP} new descriptions)")
     parser.add_argument("--chart", type=Path, default=CHART, help="latency against mentions (PNG; needs matplotlib)")
     parser.add_argument("--redraw", action="store_true", help="only draw --chart again from --out")
+    parser.add_argument("--summary", action="store_true", help="only merge --out's rows into query.json again")
     parser.add_argument("--statistics", action="store_true",
                         help="only print how generated rows compare with real ones (no index)")
     args = parser.parse_args()
     if args.redraw:
         draw_chart(json.loads(args.out.read_text()), args.chart)
+        return
+    if args.summary:
+        write_summary(json.loads(args.out.read_text()), args.out)
         return
 
     started, load_before = time.perf_counter(), os.getloadavg()
@@ -292,36 +325,53 @@ def main() -> None:
     if args.statistics:
         print(json.dumps(generated_against_real(real, type_vectors), indent=2))
         return
-    graph = {"hnsw_m": args.hnsw_m, "hnsw_ef_construction": args.ef_construction}
-    index = GrowingIndex(ner, args.index, real, args.encoder, args.seed, graph)
+    graph = {"hnsw_m": args.hnsw_m, "hnsw_ef_construction": args.ef_construction, "shards": args.shards}
+    if args.merge_threads:
+        ner.opensearch.cluster.put_settings(body={"transient": {"knn.algo_param.index_thread_qty": args.merge_threads}})
+    index = GrowingIndex(ner, args.index, real, args.encoder, args.seed, graph, reuse=args.reuse)
     fresh = fresh_descriptions()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    depths = [int(d) for d in args.depths.split(",")]
+    depths = [None if d == "default" else int(d) for d in args.depths.split(",")]
     statistics = generated_against_real(real, type_vectors)
     scale = []
     for size in sizes:
         built = index.grow_to(size)
         row = {"mentions": index.mentions, "documents": len(index.doc_ids), "distinct": True,
                "real_mentions": min(len(real), index.mentions), **built, **index.memory(),
-               **measure_depths(ner, index, type_vectors, fresh, args.queries, depths), "load_average": os.getloadavg()}
+               **measure_depths(ner, index, type_vectors, fresh, args.queries, depths, args.warmup),
+               "load_average": os.getloadavg()}
         print(row, flush=True)
         scale.append(row)
         complete = len(scale) == len(sizes)
-        distinct = len(np.unique(np.stack(index.vectors).round(6), axis=0)) == len(index.vectors) if complete else None
-        write_json(args.out, {  # after every size: a run stopped midway keeps the sizes it measured
-            "scale": scale, "complete": complete, "sizes_asked": sizes, "distinct_checked": distinct,
+        report = {  # written after every size: a run stopped midway keeps the sizes it measured
+            "scale": scale, "complete": complete, "sizes_asked": sizes, "distinct_checked": None,
             "encoder": args.encoder or "none (float32)", "graph": graph,
+            "merge_threads": merge_threads(ner),
             "real_mentions": len(real), "generated_statistics": statistics,
             "how_generated": __doc__.split("\n\n")[1].replace("\n", " "),
             "queries_per_mode": args.queries, "depths": depths, "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "command": command("bench/scale.py"), "machine": machine(), "date": utc_now(),
-            "seconds": round(time.perf_counter() - started, 1)})
-    if not args.keep:
+            "seconds": round(time.perf_counter() - started, 1)}
+        write_json(args.out, report)
+    # the check (minutes and gigabytes at 1M) after the figures are safe on disk
+    report["distinct_checked"] = len(np.unique(np.stack(index.vectors).round(6), axis=0)) == len(index.vectors)
+    write_json(args.out, report)
+    if not (args.keep or args.reuse):
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
     print(f"wrote {args.out}")
-    if not args.encoder and graph == {key: schema.DEFAULT_PARAMS[key] for key in graph} and args.out == OUT:
-        write_summary(scale, args.out)
+    if not args.encoder and all(graph[key] == schema.DEFAULT_PARAMS[key] for key in ("hnsw_m", "hnsw_ef_construction")):
+        write_summary(json.loads(args.out.read_text()), args.out)
+    if args.out == OUT:
         draw_chart(json.loads(args.out.read_text()), args.chart)
+
+
+def merge_threads(ner: NerOs) -> int:
+    """The cluster's Lucene HNSW merge workers (knn.algo_param.index_thread_qty), as it builds the graphs."""
+    found = ner.opensearch.cluster.get_settings(include_defaults=True, flat_settings=True)
+    for level in ("transient", "persistent", "defaults"):
+        if "knn.algo_param.index_thread_qty" in found.get(level, {}):
+            return int(found[level]["knn.algo_param.index_thread_qty"])
+    return 1
 
 
 def draw_chart(report: dict, path: Path) -> None:
@@ -358,19 +408,34 @@ def draw_chart(report: dict, path: Path) -> None:
     print(f"drew {path}")
 
 
-def write_summary(scale: list[dict], source: Path) -> None:
-    """query.json's ``scale`` list and ``uncached_p50_ms`` / ``uncached_p99_ms``: the default mode with a new
-    description every query, at the largest size measured."""
-    largest = scale[-1]
+def write_summary(report: dict, source: Path) -> None:
+    """Merge a run of the template's graph (any shard count) into query.json: its rows at the product's default
+    k join the ``scale`` list (replacing rows of the same mentions and shards), and ``uncached_p50_ms`` /
+    ``uncached_p99_ms`` are the default mode's at the largest size measured, with the shards they had."""
+    shards = report.get("graph", {}).get("shards", 1)
     keys = ["mentions", "distinct", "k", "knn_p50_ms", "knn_p99_ms", "default_p50_ms", "default_p99_ms", "recall_at_10",
             "recall_queries", "build_s", "heap_mb", "disk_mb", "heap_mb_per_million", "disk_mb_per_million", "load_average"]
-    merge_json(SUMMARY, {
-        "scale": [{key: row[key] for key in keys} for row in scale],
-        "uncached_p50_ms": largest["default_p50_ms"], "uncached_p99_ms": largest["default_p99_ms"],
-        "uncached_at_mentions": largest["mentions"],
-        "scale_source": f"{os.path.relpath(source, RESULTS.parent.parent)} ({command('bench/scale.py')}, {utc_now()})"})
+    rows = [{**{key: row.get(key) for key in keys}, **default_depth(row, shards), "shards": shards}
+            for row in report["scale"]]
+    summary = json.loads(SUMMARY.read_text()) if SUMMARY.is_file() else {}
+    kept = [row for row in summary.get("scale", [])
+            if (row["mentions"], row.get("shards", 1)) not in {(new["mentions"], shards) for new in rows}]
+    scale = sorted(kept + rows, key=lambda row: (row.get("shards", 1), row["mentions"]))
+    largest = max(rows, key=lambda row: row["mentions"])
+    how = f"{os.path.relpath(source, RESULTS.parent.parent)} ({report['command']}, {report['date']})"
+    merge_json(SUMMARY, {"scale": scale, "uncached_p50_ms": largest["default_p50_ms"],
+                         "uncached_p99_ms": largest["default_p99_ms"], "uncached_at_mentions": largest["mentions"],
+                         "uncached_shards": shards, "scale_source": how})
     print(f"updated {SUMMARY}")
 
+
+def default_depth(row: dict, shards: int) -> dict:
+    """The figures of ``row``'s depth that is the product's default k for ``shards`` (the row's own when unmeasured)."""
+    default = TypeQuery("k", shards=shards).knn_k
+    for depth in row.get("by_depth", []):
+        if depth["k"] == default:
+            return {key: value for key, value in depth.items() if key != "k_default"}
+    return {}
 
 if __name__ == "__main__":
     main()
