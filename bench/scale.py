@@ -302,16 +302,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=DESCRIPTION_WARMUP,
                         help=f"untimed k-NN queries before the timed ones (and {DESCRIPTION_WARMUP} new descriptions)")
     parser.add_argument("--chart", type=Path, default=CHART, help="latency against mentions (PNG; needs matplotlib)")
-    parser.add_argument("--redraw", action="store_true", help="only draw --chart again from --out")
-    parser.add_argument("--summary", action="store_true", help="only merge --out's rows into query.json again")
+    parser.add_argument("--redraw", action="store_true", help="only draw --chart again from query.json's scale rows")
+    parser.add_argument("--summary", action="store_true",
+                        help="only merge --out's rows into query.json again (and redraw --chart)")
     parser.add_argument("--statistics", action="store_true",
                         help="only print how generated rows compare with real ones (no index)")
     args = parser.parse_args()
     if args.redraw:
-        draw_chart(json.loads(args.out.read_text()), args.chart)
+        draw_chart(json.loads(SUMMARY.read_text()), args.chart)
         return
     if args.summary:
         write_summary(json.loads(args.out.read_text()), args.out)
+        draw_chart(json.loads(SUMMARY.read_text()), args.chart)
         return
 
     started, load_before = time.perf_counter(), os.getloadavg()
@@ -361,8 +363,7 @@ def main() -> None:
     print(f"wrote {args.out}")
     if not args.encoder and all(graph[key] == schema.DEFAULT_PARAMS[key] for key in ("hnsw_m", "hnsw_ef_construction")):
         write_summary(json.loads(args.out.read_text()), args.out)
-    if args.out == OUT:
-        draw_chart(json.loads(args.out.read_text()), args.chart)
+        draw_chart(json.loads(SUMMARY.read_text()), args.chart)
 
 
 def merge_threads(ner: NerOs) -> int:
@@ -374,8 +375,9 @@ def merge_threads(ner: NerOs) -> int:
     return 1
 
 
-def draw_chart(report: dict, path: Path) -> None:
-    """p50 and p99 of both modes against the number of mentions (log x), recall@10 written at each point."""
+def draw_chart(summary: dict, path: Path) -> None:
+    """query.json's ``scale`` rows (each run at the product's default k): p50 and p99 of both modes against the
+    number of mentions (log x), a line per shard count, recall@10 written at each point."""
     try:
         import matplotlib
     except ImportError:
@@ -384,23 +386,26 @@ def draw_chart(report: dict, path: Path) -> None:
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
-    rows = report["scale"]
-    sizes = [row["mentions"] for row in rows]
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    for key, label, style, colour in (("knn", "k-NN, type vector given", "-o", "tab:blue"),
-                                      ("default", "search_type, new description each time", "-s", "tab:green")):
-        axes.plot(sizes, [row[f"{key}_p50_ms"] for row in rows], style, color=colour, label=f"{label}: p50")
-        axes.plot(sizes, [row[f"{key}_p99_ms"] for row in rows], style, color=colour, alpha=0.35,
-                  label=f"{label}: p99")
-    for size, row in zip(sizes, rows):
-        axes.annotate(f"recall@10 {row['recall_at_10']:.3f}", (size, row["knn_p50_ms"]), textcoords="offset points",
-                      xytext=(0, -14), ha="center", fontsize=7)
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for shards in sorted({row.get("shards", 1) for row in summary["scale"]}):
+        rows = sorted((row for row in summary["scale"] if row.get("shards", 1) == shards), key=lambda row: row["mentions"])
+        sizes, fill = [row["mentions"] for row in rows], "full" if shards == 1 else "none"
+        for key, label, style, colour in (("knn", "k-NN, type vector given", "-o", "tab:blue"),
+                                          ("default", "new description each time", "-s", "tab:green")):
+            axes.plot(sizes, [row[f"{key}_p50_ms"] for row in rows], style, color=colour, fillstyle=fill,
+                      label=f"{shards} shard{'s' * (shards > 1)}, {label}: p50")
+            axes.plot(sizes, [row[f"{key}_p99_ms"] for row in rows], style, color=colour, fillstyle=fill, alpha=0.35,
+                      label=f"{shards} shard{'s' * (shards > 1)}, {label}: p99")
+        for size, row in zip(sizes, rows):
+            axes.annotate(f"{shards}: k {row['k']}, recall@10 {row['recall_at_10']:.3f}", (size, row["knn_p50_ms"]),
+                          textcoords="offset points", xytext=(0, -14 - 9 * (shards - 1)), ha="center", fontsize=6)
     axes.set_xscale("log")
+    axes.margins(x=0.2)  # room for the first and last points' labels
     axes.set_xlabel("distinct mention vectors in the index")
     axes.set_ylabel("ms per query")
     axes.set_ylim(bottom=0)
-    axes.set_title(f"One local node, 2-core CPU, stored vectors {report['encoder']}, {report['date'][:10]}", fontsize=9)
-    axes.legend(fontsize=7)
+    axes.set_title("One local node, 2-core CPU, float32 vectors, the product's default k per shard", fontsize=9)
+    axes.legend(fontsize=6)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
