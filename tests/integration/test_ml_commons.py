@@ -146,7 +146,8 @@ def neural_body(words: str, k: int = 10) -> dict:
 def check_curl(deployed: Deployed, words: str, k: int):
     answer = deployed.curl(neural_body(words, k))
     hits = answer["hits"]["hits"]
-    local = deployed.ner("local").search_type(words, hybrid=False, size=k, mention_margin=None)
+    # the same k as the curl: HNSW at k 10 and at the client's default k (200) may rank the top 10 apart
+    local = deployed.ner("local").search_type(words, hybrid=False, size=k, k=k, mention_margin=None)
     assert [hit["_id"] for hit in hits] == local.ids and hits
     for hit, want in zip(hits, local):
         marked = [m["_source"] for m in hit["inner_hits"]["mentions"]["hits"]["hits"]]
