@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -211,10 +212,24 @@ def test_installing_the_templates_again_keeps_the_deployed_model_the_default(tin
     assert results.mode == "hybrid-server" and results.hits[0].id == "doc-0"
 
 
+def wait_until_deployed(deployed: Deployed, timeout_s: float = 30.0) -> None:
+    """ML Commons updates a model's state after its deploy task completes, and its sync job may touch it again:
+    ``auto`` embedding reads that state, so a test of it waits for DEPLOYED (and says what it saw)."""
+    deadline, state = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if ml.deployed_index_model(deployed.client, deployed.settings.index) == deployed.deployed.model_id:
+            return
+        state = deployed.client.transport.perform_request("GET", f"{ml.ML}/models/{deployed.deployed.model_id}")
+        time.sleep(0.5)
+    raise AssertionError(f"model {deployed.deployed.model_id} not DEPLOYED after {timeout_s} s: "
+                         f"{(state or {}).get('model_state')}")
+
+
 def test_register_type_embeds_the_description_in_the_cluster(tiny):
     from ner_os.store import types_index
 
     ner = NerOs(tiny.settings, opensearch=tiny.client)  # no embedder given: one would load only if needed
+    wait_until_deployed(tiny)
     try:
         ner.register_type("river in Africa", name="ml-river", min_score=0.5)
         assert ner._embedder is None  # embedded by ML Commons, no model loaded here
