@@ -54,12 +54,13 @@ class ClusterTarget:
                 raise ConfigError(f"index {self.index!r} has no mentions.vector field, so it was not made by "
                                   "ner-os: choose another --index")
             schema.check_vectors(self.client, self.index, vectors)
-            schema.check_shards(self.client, self.index, settings)
+            merged = schema.index_settings(self.client, self.index)
+            schema.check_shards(self.index, merged, settings)
             schema.add_vector_bytes(self.client, self.index)
         else:
             schema.install_templates(self.client, settings, dim)
             schema.create_index(self.client, self.index, dim, vectors, **schema.settings_params(settings))
-        merged = schema.index_settings(self.client, self.index)
+            merged = schema.index_settings(self.client, self.index)
         self.uuid = merged.get("index.uuid")
         self.nested_limit = int(merged.get("index.mapping.nested_objects.limit", DEFAULT_NESTED_LIMIT))
 

@@ -124,11 +124,11 @@ def settings_params(settings: Settings) -> dict[str, Any]:
     return {"shards": shards}
 
 
-def check_shards(client: OpenSearch, index: str, settings: Settings) -> None:
-    """Refuse ``settings.index_shards`` when given and the existing ``index`` has another number of shards
-    (a shard count is fixed when an index is made)."""
+def check_shards(index: str, flat_settings: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse ``settings.index_shards`` when given and the existing ``index`` (its :func:`index_settings`) has
+    another number of shards (a shard count is fixed when an index is made)."""
     wanted = settings_params(settings).get("shards")
-    found = index_settings(client, index).get("index.number_of_shards")
+    found = flat_settings.get("index.number_of_shards")
     if wanted is not None and found is not None and int(found) != wanted:
         raise ConfigError(f"index {index!r} has {found} primary shard(s), not {wanted} (--index-shards): a shard "
                           f"count is fixed when the index is made; rebuild it with --replace-index")
