@@ -300,7 +300,8 @@ def main() -> None:
                         help="measure the index a --keep run of the same --sizes (one), --seed and --index left, "
                              "building nothing (build figures are then null)")
     parser.add_argument("--warmup", type=int, default=DESCRIPTION_WARMUP,
-                        help=f"untimed k-NN queries before the timed ones (and {DESCRIPTION_WARMUP} new descriptions)")
+                        help=f"untimed k-NN queries before the timed ones (the first {DESCRIPTION_WARMUP} each with a new "
+                             "description too)")
     parser.add_argument("--chart", type=Path, default=CHART, help="latency against mentions (PNG; needs matplotlib)")
     parser.add_argument("--redraw", action="store_true", help="only draw --chart again from query.json's scale rows")
     parser.add_argument("--summary", action="store_true",
@@ -361,7 +362,8 @@ def main() -> None:
     if not (args.keep or args.reuse):
         ner.opensearch.indices.delete(index=args.index, ignore_unavailable=True)
     print(f"wrote {args.out}")
-    if not args.encoder and all(graph[key] == schema.DEFAULT_PARAMS[key] for key in ("hnsw_m", "hnsw_ef_construction")):
+    template_graph = all(graph[key] == schema.DEFAULT_PARAMS[key] for key in ("hnsw_m", "hnsw_ef_construction"))
+    if not args.encoder and template_graph and args.out.resolve().parent == RESULTS.resolve():  # not a /tmp look
         write_summary(json.loads(args.out.read_text()), args.out)
         draw_chart(json.loads(SUMMARY.read_text()), args.chart)
 
