@@ -193,6 +193,8 @@ def _load(source: FileSource | RecordSource, settings: Settings | None, options:
         run.execute(stream, Progress(source.size(), options.progress, mark))
         broken = getattr(stream, "broken", None)
     summary.wall_seconds = time.perf_counter() - started
+    if target is not None:
+        summary.advice = target.shards_advice(summary.mentions)
     if broken:
         raise BrokenInputError(f"{source.name}: {broken}, after line {run.ledger.mark.line:,}; "
                                "the lines before the break are loaded, the rest of the input is missing (restore "

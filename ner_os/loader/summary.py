@@ -29,6 +29,7 @@ class LoadSummary:
     wall_seconds: float = 0.0  # from the first line read to the last write acknowledged
     stage_seconds: dict[str, float] = field(default_factory=dict)
     unit: str = "line"
+    advice: str | None = None  # what the user should change about the index, e.g. its shard count
 
     @property
     def docs_per_s(self) -> float:
@@ -62,4 +63,6 @@ class LoadSummary:
             lines.append(f"{self.superseded:,} {unit}s replaced by a later {unit} with the same id")
         lines.append(f"{self.rejected:,} {unit}s rejected, listed in {self.rejects_path}" if self.rejected
                      else f"no {unit} rejected")
+        if self.advice:
+            lines.append(self.advice)
         return "\n".join(lines)

@@ -21,6 +21,7 @@ class ClusterTarget:
     def __init__(self, client, index: str):
         self.client, self.index = client, index
         self.uuid: str | None = None
+        self.shards = 1
         self.nested_limit = DEFAULT_NESTED_LIMIT
 
     @classmethod
@@ -62,7 +63,12 @@ class ClusterTarget:
             schema.create_index(self.client, self.index, dim, vectors, **schema.settings_params(settings))
             merged = schema.index_settings(self.client, self.index)
         self.uuid = merged.get("index.uuid")
+        self.shards = int(merged.get("index.number_of_shards", 1))
         self.nested_limit = int(merged.get("index.mapping.nested_objects.limit", DEFAULT_NESTED_LIMIT))
+
+    def shards_advice(self, mentions: int) -> str | None:
+        """What to change when a load put more mentions on each of the index's shards than k-NN recall allows."""
+        return schema.shards_advice(self.index, mentions, self.shards)
 
     def registered_type_tagger(self) -> Tagger | None:
         """Tags for the types registered on this index (``ner-os types add``); None when there are none."""

@@ -39,6 +39,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "rrf_rank_constant": 60,
 }
 MAX_SHARDS = 1024  # OpenSearch's own limit per index
+# Past about this many mentions on one shard, its HNSW graph loses k-NN recall at the default k (recall@10
+# 0.906 at a million on one shard, 0.977 on two of 500k: docs/benchmarks.md, "Two shards at 1M").
+MENTIONS_PER_SHARD = 500_000
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -122,6 +125,16 @@ def settings_params(settings: Settings) -> dict[str, Any]:
         raise ConfigError(f"index_shards (--index-shards, NER_OS_INDEX_SHARDS) must be an integer from 1 to "
                           f"{MAX_SHARDS}, got {shards!r}")
     return {"shards": shards}
+
+
+def shards_advice(index: str, mentions: int, shards: int) -> str | None:
+    """A line for a load that put more than :data:`MENTIONS_PER_SHARD` mentions a shard into ``index``."""
+    if mentions <= MENTIONS_PER_SHARD * shards:
+        return None
+    wanted = -(-mentions // MENTIONS_PER_SHARD)
+    return (f"{mentions:,} mentions on {shards} primary shard(s) of {index!r}: k-NN recall falls past about "
+            f"{MENTIONS_PER_SHARD:,} mentions a shard; rebuild with --index-shards {wanted} --replace-index "
+            "(docs/cluster.md, Shards)")
 
 
 def check_shards(index: str, flat_settings: Mapping[str, Any], settings: Settings) -> None:

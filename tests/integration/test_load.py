@@ -25,6 +25,7 @@ from ner_os.config import Settings
 from ner_os.errors import ConfigError
 from ner_os.fields import stored_vector
 from ner_os.loader import load
+from ner_os.loader.target import ClusterTarget
 from ner_os.spans import Span, SpanDetector
 
 pytestmark = pytest.mark.integration
@@ -437,8 +438,11 @@ def test_an_index_of_several_shards_finds_what_one_shard_finds(
 def test_another_shard_count_for_an_existing_index_is_refused_and_replace_index_applies_it(
         client, opensearch_url, fresh_index, embedder, tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", corpus_lines(4))
-    run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=2)
+    assert run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=2).advice is None
     run(corpus, opensearch_url, fresh_index, tmp_path, embedder)  # not given: the index keeps its own
+    target = ClusterTarget(client, fresh_index)
+    target.prepare_index(Settings.resolve(index=fresh_index), embedder.dim, embedder.identity())
+    assert target.shards == 2 and "--index-shards 3" in target.shards_advice(1_000_001)
     with pytest.raises(ConfigError, match="has 2 primary shard.*not 3.*--replace-index"):
         run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=3)
     run(corpus, opensearch_url, fresh_index, tmp_path, embedder, index_shards=3, replace_index=True)

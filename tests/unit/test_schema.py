@@ -94,3 +94,12 @@ def test_the_settings_shard_count_reaches_the_templates_and_a_bad_one_is_refused
     for bad in (0, 1025, True):
         with pytest.raises(ConfigError, match="index_shards.*from 1 to 1024"):
             schema.settings_params(Settings.resolve(index_shards=bad))
+
+
+def test_a_load_past_the_mentions_a_shard_keeps_recall_for_is_told_how_many_shards_to_rebuild_with():
+    per_shard = schema.MENTIONS_PER_SHARD
+    assert schema.shards_advice("docs", per_shard, 1) is None
+    assert schema.shards_advice("docs", 2 * per_shard, 2) is None
+    advice = schema.shards_advice("docs", 2 * per_shard + 1, 2)
+    assert "1,000,001 mentions on 2 primary shard(s) of 'docs'" in advice
+    assert "--index-shards 3 --replace-index" in advice
