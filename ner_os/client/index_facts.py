@@ -1,4 +1,4 @@
-"""What a client learns about an index once and keeps: its mention vectors' dimension and its shards."""
+"""What a client learns about an index once (one request) and keeps: its mention vectors' dimension and its shards."""
 
 from __future__ import annotations
 
@@ -20,21 +20,24 @@ class IndexFacts:
     def dimension(self, index: str) -> int:
         """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
         if index not in self._dimensions:
-            client = self._opensearch()
-            dim = schema.index_vector_dimension(client, index)
-            if dim is None:
-                if not schema.index_exists(client, index):
-                    raise NerOsError(f"index {index!r} does not exist: load documents into it first "
-                                     "(ner-os load) or name another one with --index")
-                raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
-            self._dimensions[index] = dim
+            self._read(index)
         return self._dimensions[index]
 
     def shards(self, index: str) -> int:
         """The primary shards a search of the index covers (``TypeQuery.knn_k`` splits its default over them)."""
         if index not in self._shards:
-            self._shards[index] = schema.index_shards(self._opensearch(), index)
+            self._read(index)
         return self._shards[index]
+
+    def _read(self, index: str) -> None:
+        client = self._opensearch()
+        dim, shards = schema.search_facts(client, index)
+        if dim is None:
+            if not schema.index_exists(client, index):
+                raise NerOsError(f"index {index!r} does not exist: load documents into it first "
+                                 "(ner-os load) or name another one with --index")
+            raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
+        self._dimensions[index], self._shards[index] = dim, shards
 
     def forget(self, index: str) -> None:
         self._dimensions.pop(index, None)

@@ -239,20 +239,27 @@ def _mappings(client: OpenSearch, name: str) -> list[dict]:
     return [index_mapping.get("mappings", {}) for index_mapping in response.values()]
 
 
+def _vector_dimension(mappings: Mapping[str, Any]) -> int | None:
+    vector = mappings.get("properties", {}).get("mentions", {}).get("properties", {}).get("vector", {})
+    return int(vector["dimension"]) if "dimension" in vector else None
+
+
 def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
     """The dimension of ``mentions.vector`` in index ``name``; None when the index or field is absent."""
-    for mappings in _mappings(client, name):
-        vector = mappings.get("properties", {}).get("mentions", {}).get("properties", {}).get("vector", {})
-        if "dimension" in vector:
-            return int(vector["dimension"])
-    return None
+    return next((dim for dim in map(_vector_dimension, _mappings(client, name)) if dim is not None), None)
 
 
-def index_shards(client: OpenSearch, name: str) -> int:
-    """The primary shards a search of ``name`` (an index, alias or pattern) covers; 1 when none resolves."""
-    found = call(f"reading the settings of index {name}", client.indices.get_settings, index=name,
-                 name="index.number_of_shards", flat_settings=True, ignore_unavailable=True)
-    return max(1, sum(int(each["settings"]["index.number_of_shards"]) for each in found.values()))
+def search_facts(client: OpenSearch, name: str) -> tuple[int | None, int]:
+    """What a query needs to know of ``name`` (an index, alias or pattern), in one request: the dimension of
+    its mention vectors (None when no index or no such field) and the primary shards a search of it covers
+    (1 when none resolves)."""
+    try:
+        found = client.indices.get(index=name, flat_settings=True)
+    except os_errors.NotFoundError:
+        return None, 1
+    dimensions = [dim for dim in (_vector_dimension(each.get("mappings", {})) for each in found.values()) if dim]
+    shards = sum(int(each.get("settings", {}).get("index.number_of_shards", 1)) for each in found.values())
+    return (dimensions[0] if dimensions else None), max(1, shards)
 
 
 METADATA_FIELD = "metadata"  # where a loaded line's own fields are stored

@@ -6,6 +6,7 @@ The loader mechanics run with a tiny random-initialised model loaded through the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -105,6 +106,22 @@ def run(path, url, index, data_dir, embedder, index_shards=None, **options):
     options.setdefault("batch_tokens", 512)
     return load(path, settings.replace(batch_tokens=options.pop("batch_tokens")), embedder=embedder,
                 progress=False, **options)
+
+
+@contextlib.contextmanager
+def recorded_paths(client):
+    """The paths of the requests ``client`` sends inside the block (its real transport, only watched)."""
+    paths, send = [], client.transport.perform_request
+
+    def watched(method, url, *args, **kwargs):
+        paths.append(url)
+        return send(method, url, *args, **kwargs)
+
+    client.transport.perform_request = watched
+    try:
+        yield paths
+    finally:
+        client.transport.perform_request = send
 
 
 def snapshot(client, index) -> dict[str, dict]:
@@ -428,7 +445,9 @@ def test_an_index_of_several_shards_finds_what_one_shard_finds(
 
     three = NerOs(Settings.resolve(opensearch_url=opensearch_url, index=second_index), opensearch=client,
                   embedder=embedder)
-    assert three.index_shards() == 3
+    with recorded_paths(client) as paths:
+        assert three.index_shards() == 3 and three.vector_dimension() == embedder.dim
+    assert paths == [f"/{second_index}"]  # dimension and shards in one GET <index>, read once
     assert '"k": 100' in three.dsl("river")  # the default 200 candidates split over 3 shards, 100 at least
 
     with_mentions = sum(1 for source in one_shard.values() if source["mentions"])
