@@ -118,13 +118,15 @@ def encode_sets(cache: Path, data: Path) -> None:
             print(f"{name}.{casing}: {len(texts)} texts, {lengths.sum()} tokens, {seconds:.0f}s", flush=True)
 
 
-def spacy_spans(cache: Path, name: str, casing: str, texts: list[str]) -> list[list[Span]]:
-    path = cache / f"{name}.{casing}.spacy.json"
+def spacy_spans(cache: Path, name: str, casing: str, texts: list[str], phrases: bool = True) -> list[list[Span]]:
+    """The spaCy detector's spans (cached); ``phrases=False``: without the nested phrase spans (the
+    silver spans of the detector's training, as the shipped detector was trained)."""
+    path = cache / f"{name}.{casing}.spacy{'' if phrases else '-nophrases'}.json"
     if not path.exists():
-        from ner_os.spans.registry import detector_from_name
+        from ner_os.spans.spacy_detector import SpacyDetector, SpanRules
 
         started = time.time()
-        found = detector_from_name("spacy").detect(texts)
+        found = SpacyDetector(rules=SpanRules(phrases=phrases)).detect(texts)
         path.write_text(json.dumps({"seconds": time.time() - started,
                                     "spans": [[[s.start, s.end] for s in spans] for spans in found]}))
     return [[Span(a, b) for a, b in spans] for spans in json.loads(path.read_text())["spans"]]
@@ -141,7 +143,7 @@ def train_set(cache: Path, weights: dict[str, float], names: Sequence[str] = tup
             part = Part(cache, name, casing)
             if name in SILVER and silver is None:
                 cased = part if casing == "cased" else Part(cache, name, "cased")
-                silver = spacy_spans(cache, name, "cased", cased.texts)
+                silver = spacy_spans(cache, name, "cased", cased.texts, phrases=False)
             spans = [merge_silver(g, s) for g, s in zip(part.gold, silver)] if silver is not None else part.gold
             parts.append(TokenSet.build(part.texts, part.vectors, part.offsets, spans, weights.get(name, 1.0)))
             info[f"{name}.{casing}"] = {"texts": len(part.texts), "tokens": part.n_tokens,

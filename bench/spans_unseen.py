@@ -90,7 +90,7 @@ def train_set(cache: Path, sets: dict, variant: str) -> TokenSet:
     held-out types' gold left out, the variant's tokens down-weighted."""
     how, _, weight = variant.partition(":")
     cased = Part(cache, "fn_train", "cased")
-    silver = spacy_spans(cache, "fn_train", "cased", cased.texts)
+    silver = spacy_spans(cache, "fn_train", "cased", cased.texts, phrases=False)
     gold = [[(a, b) for a, b, label in spans if label not in HELD_OUT] for spans in typed_spans(cache, sets, "fn_train")]
     spans = [merge_silver(g, s) for g, s in zip(gold, silver)]
     chunks = noun_chunks(cache, "fn_train", cased.texts) if how == "chunks" else None

@@ -273,11 +273,16 @@ def span_previews(previews: Sequence[Any], mark: Callable[[str], str]) -> list[s
     return lines
 
 
-def _marked(text: str, spans: Sequence[Any], mark: Callable[[str], str]) -> str:
-    pieces, cursor = [], 0
-    for span in sorted(spans, key=lambda s: s.start):
+def _marked(text: str, spans: Sequence[Any], mark: Callable[[str], str], start: int = 0, end: int | None = None) -> str:
+    """``text[start:end]`` with each span marked; a span inside another (a name in a phrase) is marked
+    inside the outer one's mark; a span crossing an earlier one is left plain."""
+    end = len(text) if end is None else end
+    pieces, cursor = [], start
+    ordered = sorted((s for s in spans if start <= s.start and s.end <= end), key=lambda s: (s.start, -s.end))
+    for span in ordered:
         if span.start < cursor:
             continue
-        pieces += [text[cursor:span.start], mark(text[span.start:span.end])]
+        inner = [s for s in ordered if s is not span and span.start <= s.start and s.end <= span.end]
+        pieces += [text[cursor:span.start], mark(_marked(text, inner, mark, span.start, span.end))]
         cursor = span.end
-    return "".join(pieces + [text[cursor:]])
+    return "".join(pieces + [text[cursor:end]])

@@ -38,7 +38,8 @@ class SpanDetector(ABC):
 
     @abstractmethod
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        """One sorted, non-overlapping list of spans per text, in input order."""
+        """One sorted list of spans per text, in input order: spans stay apart or nest (a name inside a
+        phrase, each ending elsewhere: :func:`crossing_spans` finds none)."""
 
 
 class NoDetector(SpanDetector):
@@ -62,13 +63,29 @@ def validate_spans(text: str, spans: Iterable[Any]) -> list[Span]:
     if isinstance(spans, (str, bytes, Mapping)) or not isinstance(spans, Iterable):
         raise SpanError(f"mentions must be a list of {{start, end}} objects, got {type(spans).__name__}")
     checked = [_checked_span(text, position, raw) for position, raw in enumerate(spans)]
-    ordered = sorted(checked)
-    for before, after in zip(ordered, ordered[1:]):
-        if before.overlaps(after):
-            raise SpanError(
-                f"mentions [{before.start}, {before.end}) and [{after.start}, {after.end}) overlap"
-            )
-    return ordered
+    crossing = crossing_spans(checked)
+    if crossing:
+        before, after = crossing
+        how = "end at the same character" if before.end == after.end else "overlap"
+        raise SpanError(f"mentions [{before.start}, {before.end}) and [{after.start}, {after.end}) {how}")
+    return sorted(checked)
+
+
+def crossing_spans(spans: Iterable[Span]) -> tuple[Span, Span] | None:
+    """Two spans that neither stay apart nor nest with different ends ("New York" in "New York Times"
+    nests; two spans ending together are one mention, its vector read at that end), or None."""
+    open_spans: list[Span] = []  # the spans holding the current one, innermost last
+    ends: dict[int, Span] = {}
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if span.end in ends:
+            return ends[span.end], span
+        ends[span.end] = span
+        while open_spans and open_spans[-1].end <= span.start:
+            open_spans.pop()
+        if open_spans and span.end > open_spans[-1].end:
+            return open_spans[-1], span
+        open_spans.append(span)
+    return None
 
 
 def _checked_span(text: str, position: int, raw: Any) -> Span:

@@ -290,19 +290,23 @@ class EncoderSpanDetector(SpanDetector):
 
 
 def union_spans(primary: Iterable[Span], secondary: Iterable[Span]) -> list[Span]:
-    """``primary`` plus each ``secondary`` span that ends elsewhere and overlaps none of them.
+    """``primary`` plus each ``secondary`` span that ends elsewhere and overlaps none of them, or holds
+    whole the ones it overlaps (a phrase around a name: "Ovarian cancer" around "Ovarian").
 
     A mention vector is read at a span's last token, so two spans with one end are one mention:
-    the primary's start is kept. Sorted and non-overlapping when ``primary`` is.
+    the primary's start is kept. Sorted; spans nest only where a secondary span holds others.
     """
     kept = sorted(primary)
     ends = {span.end for span in kept}
-    extra = [span for span in sorted(secondary) if span.end not in ends and not any(span.overlaps(k) for k in kept)]
-    merged: list[Span] = []
-    for span in sorted(kept + extra):
-        if not merged or not span.overlaps(merged[-1]):
+    merged = list(kept)
+    for span in sorted(secondary):
+        if span.end in ends:
+            continue
+        overlapped = [k for k in merged if span.overlaps(k)]
+        if all(span.start <= k.start and k.end < span.end for k in overlapped):
             merged.append(span)
-    return merged
+            ends.add(span.end)
+    return sorted(merged)
 
 
 # --- weights on disk --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The spaCy span detector (half of the default ``union``): spaCy entities and noun chunks, cleaned at their edges.
 
 It takes spaCy's entity spans (labels ignored, purely numeric ones dropped) and its proper-noun
-chunks, cleans their edges, and returns them sorted and non-overlapping. The rule choices below
+chunks, cleans their edges, and returns them sorted and non-overlapping, plus the phrases a name was
+cut from ("2011 Scottish Parliament election" beside "Scottish Parliament", ``SpanRules.phrases``),
+which nest around it. The rule choices below
 were made by measured recall on Few-NERD (the rule table ``bench/results/spans.md``, written by
 the ``bench/spans.py`` of before issue #15).
 spaCy itself is imported when a :class:`SpacyDetector` is built.
@@ -54,6 +56,7 @@ class SpanRules:
     split_possessive: bool = True  # "Simeoni 's career" -> "Simeoni"
     absorb_suffix: bool = True  # "a Glock" + "25" -> "Glock 25"
     cut_common_head: bool = True  # "the Cronquist system" -> "Cronquist"
+    phrases: bool = True  # ... and also the whole phrase: "Cronquist system" (it ends elsewhere)
 
     @property
     def needs_parser(self) -> bool:
@@ -194,7 +197,22 @@ def spans_from_doc(doc, rules: SpanRules) -> list[Span]:
     for part in first + second:
         if not any(part[0] < end and start < part[1] for start, end in kept):
             kept.append(part)
+    if rules.phrases and rules.cut_common_head:
+        kept += _phrases(doc, rules, {end for _, end in kept})
     return sorted(Span(doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)) for a, b in kept)
+
+
+def _phrases(doc, rules: SpanRules, ends: set[int]) -> list[tuple[int, int]]:
+    """The chunks whose common head :func:`_cut_common_head` cut, whole: a name is also read as the
+    thing it names ("the 2011 Scottish Parliament election": "Scottish Parliament" and the election).
+    They contain the cut span, so spans may now nest; each ends where no other span does."""
+    out = []
+    for chunk in _chunks(doc, rules.chunks):
+        start, end = _trim(doc, chunk.start, chunk.end) if rules.trim else (chunk.start, chunk.end)
+        if start < end and end not in ends and _cut_common_head(doc, start, end) < end:
+            out.append((start, end))
+            ends.add(end)
+    return out
 
 
 def _chunks(doc, rule: ChunkRule) -> Iterator:

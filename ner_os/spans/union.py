@@ -2,7 +2,9 @@
 
 Measured best on every dev split of issue #15 (``ner_os/heads/gemma3-270m/spans/MODEL_CARD.md``):
 the encoder detector finds lowercase and common-noun mentions spaCy misses, spaCy adds a few
-cased names the encoder leaves out. It runs in two parts, so that a pipeline can run the text
+cased names the encoder leaves out, and the phrases around names ("Ovarian cancer" around the
+encoder's "Ovarian", "2011 Scottish Parliament election" around "Scottish Parliament"): a name
+inside a longer noun phrase is indexed as both (:func:`union_spans`). It runs in two parts, so that a pipeline can run the text
 part while the encoder works: :meth:`detect_text` (spaCy, on the raw text) and
 :meth:`detect_encoded` (the encoder detector on the vectors, merged with what the text part found).
 """

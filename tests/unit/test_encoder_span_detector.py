@@ -69,6 +69,16 @@ def test_union_keeps_primary_and_adds_other_ends():
     assert merged == [Span(4, 15), Span(26, 34)]
 
 
+def test_union_adds_a_phrase_that_holds_whole_the_spans_it_overlaps():
+    text = "Ovarian cancer and the New York Times Magazine"
+    primary = [Span(0, 7), Span(23, 31)]  # "Ovarian", "New York"
+    secondary = [Span(0, 14), Span(23, 37), Span(27, 46), Span(23, 46)]  # the cancer, the Times, a cut, the magazine
+    merged = union_spans(primary, secondary)
+    assert [text[s.start:s.end] for s in merged] == [
+        "Ovarian", "Ovarian cancer", "New York", "New York Times", "New York Times Magazine"]
+    assert union_spans(primary, [Span(5, 14)]) == primary  # it starts inside "Ovarian": no phrase of it
+
+
 def test_data_helpers():
     assert lower_same_length("İstanbul Is") == "İstanbul is"
     assert join_handles("@ colgo and @ x", [(0, 1), (2, 7), (12, 13), (14, 15)]) == [(0, 7), (12, 15)]

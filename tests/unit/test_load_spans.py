@@ -217,6 +217,16 @@ def test_previews_mark_each_detectors_spans():
                      "  encoder   0  (none)"]
 
 
+def test_a_name_inside_a_phrase_is_marked_inside_the_phrase_mark():
+    from ner_os import render
+    from ner_os.loader.preview import SpanPreview
+
+    text = "the 2011 Scottish Parliament election"
+    preview = SpanPreview(text, {"spacy": [Span(4, 37), Span(9, 28), Span(20, 31)]})  # the last crosses: plain
+    assert render.span_previews([preview], "[[{}]]".format)[1] == \
+        "  spacy   3  the [[2011 [[Scottish Parliament]] election]]"
+
+
 def test_the_spans_command_prints_spacys_spans_marked(tmp_path):
     from ner_os.cli import cli
 

@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -78,9 +79,21 @@ CRONQUIST = parsed(
 
 
 def test_a_lower_case_head_after_proper_nouns_is_cut():
-    assert surfaces(CRONQUIST, dataclasses.replace(ALL_OFF, cut_common_head=True, trim=True)) == ["Cronquist"]
+    assert surfaces(CRONQUIST, dataclasses.replace(ALL_OFF, cut_common_head=True, trim=True, phrases=False)) == ["Cronquist"]
     assert surfaces(CRONQUIST, dataclasses.replace(ALL_OFF, trim=True)) == ["Cronquist system"]
     assert surfaces(CRONQUIST, dataclasses.replace(ALL_OFF, chunks="propn")) == []  # headed by a common noun
+
+
+def test_the_phrase_a_common_head_was_cut_from_is_a_mention_too():
+    rules = dataclasses.replace(ALL_OFF, cut_common_head=True, trim=True)
+    assert rules.phrases and surfaces(CRONQUIST, rules) == ["Cronquist", "Cronquist system"]  # the name, the system
+    assert surfaces(CRONQUIST, dataclasses.replace(rules, cut_common_head=False)) == ["Cronquist system"]  # once
+    election = parsed(
+        [("the", "DT", "DET", "det", 4), ("2011", "CD", "NUM", "nummod", 4), ("Scottish", "NNP", "PROPN", "compound", 3),
+         ("Parliament", "NNP", "PROPN", "compound", 4), ("election", "NN", "NOUN", "pobj", 4)],
+        ents=[(1, 2, "DATE"), (2, 4, "ORG")],
+    )
+    assert surfaces(election, SpanRules()) == ["2011 Scottish Parliament election", "Scottish Parliament"]
 
 
 def test_numeric_entity_labels_are_dropped_unless_asked_for():
@@ -194,18 +207,23 @@ def test_a_missing_spacy_model_names_the_install_line():
         detector_from_name("spacy", model="no_such_spacy_model_xyz")
 
 
-def test_detected_spans_are_sorted_disjoint_in_bounds_and_clean(detector, sample):
+def test_detected_spans_are_sorted_disjoint_or_nested_in_bounds_and_clean(detector, sample):
     texts = [row["text"] for row in sample[:80]]
     found = detector.detect(texts)
     assert len(found) == len(texts) and sum(map(len, found)) > len(texts)
+    nested = 0
     for text, spans in zip(texts, found):
-        assert spans == sorted(spans)
-        assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+        assert spans == sorted(spans) and len({span.end for span in spans}) == len(spans)
+        for a, b in itertools.combinations(spans, 2):
+            holds = (a.start <= b.start and b.end <= a.end) or (b.start <= a.start and a.end <= b.end)  # a phrase
+            assert not a.overlaps(b) or holds, (text[a.start:a.end], text[b.start:b.end])
+            nested += holds
         for span in spans:
             surface = text[span.start : span.end]
             assert 0 <= span.start < span.end <= len(text)
             assert surface == surface.strip() and surface[0].isalnum() or surface[0] in "#$£€", surface
             assert surface.split()[0].lower() not in {"the", "a", "an"}, surface
+    assert nested  # the sample has names inside longer phrases
 
 
 def test_detection_recalls_most_gold_span_ends_of_the_sample(detector, sample):
@@ -276,6 +294,12 @@ def test_valid_mentions_come_back_sorted_whatever_their_form():
     assert validate_spans(TEXT, []) == []
 
 
+def test_given_mentions_may_nest_like_detected_phrases():
+    text = "the New York Times Magazine"
+    given = [(4, 27), (4, 12), (4, 18)]  # the magazine, the paper, the city
+    assert validate_spans(text, given) == [Span(4, 12), Span(4, 18), Span(4, 27)]
+
+
 @pytest.mark.parametrize(
     "given, message",
     [
@@ -284,7 +308,9 @@ def test_valid_mentions_come_back_sorted_whatever_their_form():
         ([{"start": 0, "end": 5}, {"start": 16, "end": 99}], r"mention 1: \[16, 99\) is outside the text \(length 23\)"),
         ([{"start": -1, "end": 5}], r"outside the text"),
         ([{"start": 0, "end": 5}, {"start": 3, "end": 8}], r"mentions \[0, 5\) and \[3, 8\) overlap"),
-        ([{"start": 0, "end": 5}, {"start": 0, "end": 5}], r"overlap"),
+        ([{"start": 0, "end": 5}, {"start": 0, "end": 5}], r"\[0, 5\) and \[0, 5\) end at the same character"),
+        ([{"start": 9, "end": 21}, {"start": 16, "end": 21}], r"\[9, 21\) and \[16, 21\) end at the same character"),
+        ([{"start": 0, "end": 21}, {"start": 9, "end": 15}, {"start": 13, "end": 18}], r"\[9, 15\) and \[13, 18\) overlap"),
         ([{"start": 0.0, "end": 5}], r"mention 0: start must be an integer, got 0\.0"),
         ([{"start": "0", "end": 5}], r"start must be an integer, got '0'"),
         ([{"start": 0, "end": True}], r"end must be an integer, got True"),
