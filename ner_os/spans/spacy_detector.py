@@ -189,7 +189,8 @@ def spans_from_doc(doc, rules: SpanRules) -> list[Span]:
     """The spans of one parsed spaCy ``Doc`` under ``rules`` (public so that a benchmark can
     compare rules on documents parsed once)."""
     entities = _cleaned(doc, [(e.start, e.end) for e in doc.ents if e.label_ not in rules.drop_labels], rules)
-    chunks = _cleaned(doc, [(c.start, c.end) for c in _chunks(doc, rules.chunks)], rules)
+    noun_chunks = list(_chunks(doc, rules.chunks))  # spaCy walks the parse anew on every noun_chunks read
+    chunks = _cleaned(doc, [(c.start, c.end) for c in noun_chunks], rules)
     if rules.entity_start:
         chunks = [_entity_start(chunk, entities, chunks) for chunk in chunks]
     first, second = (chunks, entities) if rules.prefer == "chunks" else (entities, chunks)
@@ -198,16 +199,16 @@ def spans_from_doc(doc, rules: SpanRules) -> list[Span]:
         if not any(part[0] < end and start < part[1] for start, end in kept):
             kept.append(part)
     if rules.phrases and rules.cut_common_head:
-        kept += _phrases(doc, rules, {end for _, end in kept})
+        kept += _phrases(doc, noun_chunks, rules, {end for _, end in kept})
     return sorted(Span(doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)) for a, b in kept)
 
 
-def _phrases(doc, rules: SpanRules, ends: set[int]) -> list[tuple[int, int]]:
-    """The chunks whose common head :func:`_cut_common_head` cut, whole: a name is also read as the
+def _phrases(doc, noun_chunks, rules: SpanRules, ends: set[int]) -> list[tuple[int, int]]:
+    """The ``noun_chunks`` whose common head :func:`_cut_common_head` cut, whole: a name is also read as the
     thing it names ("the 2011 Scottish Parliament election": "Scottish Parliament" and the election).
     They contain the cut span, so spans may now nest; each ends where no other span does."""
     out = []
-    for chunk in _chunks(doc, rules.chunks):
+    for chunk in noun_chunks:
         start, end = _trim(doc, chunk.start, chunk.end) if rules.trim else (chunk.start, chunk.end)
         if start < end and end not in ends and _cut_common_head(doc, start, end) < end:
             out.append((start, end))
