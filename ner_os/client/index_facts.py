@@ -14,31 +14,27 @@ class IndexFacts:
 
     def __init__(self, opensearch: Callable):
         self._opensearch = opensearch  # called for the client when a fact is first needed
-        self._dimensions: dict[str, int] = {}
-        self._shards: dict[str, int] = {}
+        self._facts: dict[str, tuple[int, int]] = {}  # index -> (vector dimension, primary shards)
 
     def dimension(self, index: str) -> int:
         """The dimension of the index's mention vectors; a one-line error for a missing or foreign index."""
-        if index not in self._dimensions:
-            self._read(index)
-        return self._dimensions[index]
+        return self._read(index)[0]
 
     def shards(self, index: str) -> int:
         """The primary shards a search of the index covers (``TypeQuery.knn_k`` splits its default over them)."""
-        if index not in self._shards:
-            self._read(index)
-        return self._shards[index]
+        return self._read(index)[1]
 
-    def _read(self, index: str) -> None:
-        client = self._opensearch()
-        dim, shards = schema.search_facts(client, index)
-        if dim is None:
-            if not schema.index_exists(client, index):
-                raise NerOsError(f"index {index!r} does not exist: load documents into it first "
-                                 "(ner-os load) or name another one with --index")
-            raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
-        self._dimensions[index], self._shards[index] = dim, shards
+    def _read(self, index: str) -> tuple[int, int]:
+        if index not in self._facts:
+            client = self._opensearch()
+            dim, shards = schema.search_facts(client, index)
+            if dim is None:
+                if not schema.index_exists(client, index):
+                    raise NerOsError(f"index {index!r} does not exist: load documents into it first "
+                                     "(ner-os load) or name another one with --index")
+                raise NerOsError(f"index {index!r} has no {VECTOR_FIELD} field: it is not a ner-os index")
+            self._facts[index] = dim, shards
+        return self._facts[index]
 
     def forget(self, index: str) -> None:
-        self._dimensions.pop(index, None)
-        self._shards.pop(index, None)
+        self._facts.pop(index, None)

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_errors
@@ -244,9 +244,13 @@ def _vector_dimension(mappings: Mapping[str, Any]) -> int | None:
     return int(vector["dimension"]) if "dimension" in vector else None
 
 
+def _first_dimension(mappings: Iterable[Mapping[str, Any]]) -> int | None:
+    return next((dim for dim in map(_vector_dimension, mappings) if dim is not None), None)
+
+
 def index_vector_dimension(client: OpenSearch, name: str) -> int | None:
     """The dimension of ``mentions.vector`` in index ``name``; None when the index or field is absent."""
-    return next((dim for dim in map(_vector_dimension, _mappings(client, name)) if dim is not None), None)
+    return _first_dimension(_mappings(client, name))
 
 
 def search_facts(client: OpenSearch, name: str) -> tuple[int | None, int]:
@@ -257,9 +261,8 @@ def search_facts(client: OpenSearch, name: str) -> tuple[int | None, int]:
         found = client.indices.get(index=name, flat_settings=True)
     except os_errors.NotFoundError:
         return None, 1
-    dimensions = [dim for dim in (_vector_dimension(each.get("mappings", {})) for each in found.values()) if dim]
     shards = sum(int(each.get("settings", {}).get("index.number_of_shards", 1)) for each in found.values())
-    return (dimensions[0] if dimensions else None), max(1, shards)
+    return _first_dimension(each.get("mappings", {}) for each in found.values()), max(1, shards)
 
 
 METADATA_FIELD = "metadata"  # where a loaded line's own fields are stored
