@@ -280,7 +280,7 @@ def token_cosines(a, b) -> np.ndarray:
 
 def r_precision_delta(fp32: Encoder, int8: Encoder, args) -> dict:
     """Macro R-Precision of raw vectors on the held-out train types, fp32 vs int8 (exact cosine ranking)."""
-    from ner_os.evaluation.metrics import ExactRanker, evaluate
+    from int8_quality import gold_span_report  # bench/int8_quality.py
     from ner_os.evaluation.corpus import eval_types, read_corpus
     from ner_os.evaluation.readers import read_type_names
     from ner_os.mentions.embedder import MentionEmbedder
@@ -296,13 +296,7 @@ def r_precision_delta(fp32: Encoder, int8: Encoder, args) -> dict:
     types = [item for item in eval_types(documents, read_type_names(args.data / "type_names.json")) if item.label in dev_types]
     scores = {}
     for name, encoder in (("fp32", fp32), ("int8", int8)):
-        embedder = MentionEmbedder(encoder, None)
-        vectors = embedder.embed([document.text for document in documents], [document.gold_spans for document in documents])
-        owners = [document.id for document, rows in zip(documents, vectors) for _ in range(len(rows))]
-        ranker = ExactRanker(np.concatenate(vectors), owners)
-        rankings = ranker.rank_many(embedder.embed_types([item.description for item in types]), top_n=ranker.n_documents)
-        report = evaluate({item.label: ranking.doc_ids for item, ranking in zip(types, rankings)}, {item.label: item.relevant for item in types})
-        scores[name] = report.macro["r_precision"]
+        scores[name] = gold_span_report(MentionEmbedder(encoder, None), documents, types).macro["r_precision"]
     return {
         "fp32": round(scores["fp32"], 4),
         "int8": round(scores["int8"], 4),

@@ -28,12 +28,17 @@ from ner_os.mentions.embedder import MentionEmbedder
 DTYPES = ("fp32", "int8")
 
 
-def r_precision(embedder: MentionEmbedder, documents, types) -> dict:
+def gold_span_report(embedder, documents, types):
+    """The evaluation report of exact cosine ranking over ``embedder``'s vectors of the gold mentions."""
     vectors = embedder.embed([d.text for d in documents], [d.gold_spans for d in documents])
     owners = [d.id for d, rows in zip(documents, vectors) for _ in range(len(rows))]
     ranker = ExactRanker(np.concatenate(vectors), owners)
     rankings = ranker.rank_many(embedder.embed_types([t.description for t in types]), top_n=ranker.n_documents)
-    report = evaluate({t.label: r.doc_ids for t, r in zip(types, rankings)}, {t.label: t.relevant for t in types})
+    return evaluate({t.label: r.doc_ids for t, r in zip(types, rankings)}, {t.label: t.relevant for t in types})
+
+
+def r_precision(embedder: MentionEmbedder, documents, types) -> dict:
+    report = gold_span_report(embedder, documents, types)
     return {"macro": round(report.macro["r_precision"], 4),
             "per_type": {t.label: round(report.per_type[t.label].r_precision, 4) for t in types}}
 
