@@ -74,10 +74,13 @@ def package_dir(settings, export_dir: Path, vectors: dict) -> Path:
 
 
 def ensure_package(settings, embedder: MentionEmbedder | None = None, force: bool = False) -> TypeVectorPackage:
-    """The package for the settings' profile, layer, dtype and head: reused from the cache, or built and checked."""
+    """The package for the settings' profile, layer, head and query numerics (the cluster reads type descriptions,
+    in the numerics the client reads them in: :attr:`Settings.query_numerics`): reused from the cache, or built
+    and checked against ``embedder`` (by default the settings' description embedder)."""
+    settings = settings.for_queries()
     embedder = embedder or MentionEmbedder.from_settings(settings)
     profile = resolve_profile(settings.profile, model=settings.model, layer=settings.layer)
-    export_dir = ensure_export(profile, dtype=settings.dtype, cache_dir=settings.cache_dir)
+    export_dir = ensure_export(profile, dtype=settings.numerics, cache_dir=settings.cache_dir)
     vectors = embedder.identity()
     directory = package_dir(settings, export_dir, vectors)
     manifest_path = directory / MANIFEST_FILE
@@ -143,6 +146,7 @@ def graph_vectors(graph: Path, tokenizer: Path, descriptions: Sequence[str]) -> 
 
 
 def parity_cosines(graph: Path, tokenizer: Path, embedder: MentionEmbedder, descriptions: Sequence[str]) -> np.ndarray:
-    """Cosine between the graph's vector and ``embed_types``' for each description."""
-    local = embedder.embed_types([check_description(description) for description in descriptions])
+    """Cosine between the graph's vector and ``embed_type``'s for each description, each read alone, as the
+    client and ML Commons read one (in int8 a batch's padding moves a vector by up to ~1e-3)."""
+    local = np.stack([embedder.embed_type(check_description(description)) for description in descriptions])
     return np.sum(graph_vectors(graph, tokenizer, descriptions) * local, axis=1)

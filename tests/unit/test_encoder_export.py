@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from ner_os.encoder.export import GRAPH, MANIFEST, ensure_export, export_profile
+from ner_os.encoder.export import GRAPH, INT8_RECIPE, MANIFEST, ensure_export, export_profile
 from ner_os.encoder import Encoder
 from ner_os.errors import ConfigError
 from ner_os.profiles import resolve_profile
@@ -181,3 +182,34 @@ def test_int8_export_quantizes_all_but_down_proj(tmp_path_factory):
         [np.sum(a.vectors * b.vectors, 1) / np.linalg.norm(a.vectors, axis=1) / np.linalg.norm(b.vectors, axis=1) for a, b in zip(got, want)]
     )
     assert cosine.mean() >= 0.99 and cosine.min() >= 0.95
+
+
+def test_int8_activations_are_quantized_per_token_so_a_text_reads_the_same_in_any_batch(tmp_path_factory):
+    import onnx
+
+    onnx8, _ = encoders("gemma3_text", tmp_path_factory, dtype="int8")
+    _, directory = tiny_export("gemma3_text", tmp_path_factory, "int8")
+    ops = [node.op_type for node in onnx.load(str(directory / GRAPH)).graph.node]
+    assert "DynamicQuantizeLinear" not in ops and ops.count("ReduceMax") >= 2 * LAYER
+    assert json.loads((directory / MANIFEST).read_text())["quantization"]["version"] == INT8_RECIPE["version"]
+    alone = onnx8.encode([CORPUS[1]])[0].vectors
+    loud = CORPUS[2] + " " + "!!! 1234567890 ÆØÅ " * 3  # other tokens, a longer row count, padding for CORPUS[1]
+    batched = onnx8.encode([loud, CORPUS[1]])[1].vectors
+    cosine = np.sum(alone * batched, 1) / np.linalg.norm(alone, axis=1) / np.linalg.norm(batched, axis=1)
+    assert cosine.min() >= 0.9999
+
+
+def test_an_int8_export_of_an_older_recipe_is_rebuilt_in_the_cache_and_refused_elsewhere(tmp_path_factory, tmp_path):
+    profile = resolve_profile("custom", model=tiny_model_dir("gemma3_text", tmp_path_factory), layer=LAYER)
+    cache = tmp_path_factory.getbasetemp()
+    built = ensure_export(profile, dtype="int8", cache_dir=cache)
+    manifest = json.loads((built / MANIFEST).read_text())
+    older = dict(manifest, quantization={key: value for key, value in INT8_RECIPE.items() if key != "version"})
+    (built / MANIFEST).write_text(json.dumps(older))
+    assert ensure_export(profile, dtype="int8", cache_dir=cache) == built
+    assert json.loads((built / MANIFEST).read_text())["quantization"] == INT8_RECIPE
+    elsewhere = tmp_path / "mine"
+    shutil.copytree(built, elsewhere)
+    (elsewhere / MANIFEST).write_text(json.dumps(older))
+    with pytest.raises(ConfigError, match="int8 recipe version 1 \\(wanted 2\\)"):
+        ensure_export(profile, dtype="int8", cache_dir=cache, out=elsewhere)
