@@ -34,7 +34,7 @@ from ner_os.training import (
     TEST_FILE, LabelledText, RetrievalTask, description_texts, encoder_factory, mention_vector_cache,
     mention_vectors, project, read_sentences, relevant_documents,
 )
-from ner_os.training.vectors import dataset_content
+from ner_os.training.vectors import TRAINING_DTYPE, dataset_content
 
 METRICS = ("r_precision", "p_at_10", "recall_at_100", "average_precision")
 
@@ -75,7 +75,7 @@ class StoredTokens:
 
     def __init__(self, settings: Settings, texts: list[str], layer: int):
         self.layer = layer
-        self.encoder = EncoderProxy(Encoder.from_settings(settings, layer=layer), remember=True)
+        self.encoder = EncoderProxy(Encoder.from_settings(settings, layer=layer, dtype=TRAINING_DTYPE), remember=True)
         self.encoder.encode_all(texts, cache=token_vector_cache(settings, self.encoder))
 
     def encode_layers(self, texts, layers):

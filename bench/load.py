@@ -141,7 +141,7 @@ def run(args, settings: Settings, work: Path, index: str) -> None:
         "distinct_texts": len(set(texts)),  # a repeated sentence has the same content-hash id: one document
         "setup_s": {"model_and_detectors": round(setup_s, 1), "load_setup": default["setup_s"]},
         "settings": {"profile": settings.profile, "backend": settings.backend, "device": settings.device,
-                     "dtype": settings.dtype, "batch_tokens": settings.batch_tokens,
+                     "dtype": settings.numerics, "batch_tokens": settings.batch_tokens,
                      "layer": embedder.encoder.layer, "dim": embedder.dim,
                      "head": None if embedder.head is None else embedder.head.manifest.get("source")},
         "corpus": f"first {len(texts)} sentences of Few-NERD INTER test, spans by the detector",

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 
 from ner_os.errors import ConfigError
-from ner_os.profiles import DTYPES, PROFILES
+from ner_os.profiles import DTYPES, measured_cpu_dtype, resolve_profile
 
 ENV_PREFIX = "NER_OS_"
 SECRET_FIELDS = frozenset({"password"})
@@ -41,7 +41,7 @@ class Settings:
     head: str | None = None  # path to a head directory; None: the head shipped for the profile
     backend: str = "onnx"  # onnx | torch
     device: str = "cpu"  # cpu | cuda
-    dtype: str = "fp32"  # fp32 | fp16 | int8: the documents' encoder (load, eval, train)
+    dtype: str | None = None  # fp32 | fp16 | int8: the documents' encoder (load, eval, train); None: see Settings.numerics
     query_dtype: str | None = None  # the type descriptions' encoder; None: see Settings.query_numerics
     batch_tokens: int = 2048
     spans: str | None = None  # union | encoder | spacy | given; None: union where it fits the encoder, else spacy
@@ -82,23 +82,31 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @property
+    def numerics(self) -> str:
+        """The numerics documents are encoded in (load, eval, train, export): ``dtype`` where set; else the
+        profile's measured CPU choice through ONNX (``Profile.cpu_dtype``: int8 for gemma3-270m, within 0.01
+        R-Precision of fp32 and 1.9x its speed, bench/int8_quality.py), else fp32. Other weights or another
+        layer than the profile's, torch, or a GPU get fp32: the choice was measured for the profile's own."""
+        return _checked_dtype(self.dtype, "DTYPE") or self._measured_cpu_dtype() or "fp32"
+
+    @property
     def query_numerics(self) -> str:
-        """The numerics type descriptions are encoded in: ``query_dtype`` where set; else, for fp32
-        documents through ONNX on a CPU, the profile's measured choice (``Profile.cpu_query_dtype``: int8
-        for gemma3-270m, where a description's time is the weights' memory traffic and int8 reads a
-        quarter of it); else ``dtype``. Other weights or another layer than the profile's keep ``dtype``:
-        the choice was measured for the profile's own."""
+        """The numerics type descriptions are encoded in: ``query_dtype`` where set; else, beside fp32
+        documents through ONNX on a CPU, the profile's measured choice (a description's time is the weights'
+        memory traffic, and int8 reads a quarter of it: bench/query_numerics.py); else :attr:`numerics`."""
         if self.query_dtype is not None:
-            if self.query_dtype not in DTYPES:
-                raise ConfigError(f"query_dtype {self.query_dtype!r} ({ENV_PREFIX}QUERY_DTYPE): expected one of "
-                                  f"{', '.join(DTYPES)}")
-            return self.query_dtype
-        if (self.backend, self.device, self.dtype, self.model) != ("onnx", "cpu", "fp32", None):
-            return self.dtype
-        profile = PROFILES.get(self.profile)
-        if profile is None or self.layer not in (None, profile.layer):
-            return self.dtype
-        return profile.cpu_query_dtype
+            return _checked_dtype(self.query_dtype, "QUERY_DTYPE")
+        measured = self._measured_cpu_dtype()
+        if measured is not None and self.numerics == "fp32":
+            return measured
+        return self.numerics
+
+    def _measured_cpu_dtype(self) -> str | None:
+        try:
+            profile = resolve_profile(self.profile, model=self.model, layer=self.layer)
+        except ConfigError:  # an incomplete custom profile: said where the encoder is built
+            return None
+        return measured_cpu_dtype(profile, self.backend, self.device)
 
     def for_queries(self) -> "Settings":
         """These settings with ``dtype`` the query encoder's (:attr:`query_numerics`)."""
@@ -121,6 +129,12 @@ class Settings:
         if out.get("opensearch_url"):
             out["opensearch_url"] = redacted_url(out["opensearch_url"])
         return out
+
+
+def _checked_dtype(value: str | None, env_name: str) -> str | None:
+    if value is not None and value not in DTYPES:
+        raise ConfigError(f"{env_name.lower()} {value!r} ({ENV_PREFIX}{env_name}): expected one of {', '.join(DTYPES)}")
+    return value
 
 
 def redacted_url(url: str) -> str:

@@ -30,9 +30,10 @@ class Profile:
     gguf_file: str | None = None  # file inside the package; None: the package's assemble() builds it
     max_tokens: int = 512  # longest window (BOS included) a text is encoded in; longer texts are chunked
     licence: str = ""
-    # Numerics of the type descriptions' encoder on a CPU with fp32 documents (Settings.query_numerics),
-    # chosen by measurement: bench/query_numerics.py (R-Precision) and bench/query_cold.py (latency).
-    cpu_query_dtype: str = "fp32"
+    # Numerics of the encoder through ONNX on a CPU, for this profile's own weights and layer, chosen by
+    # measurement: the documents' (Settings.numerics; bench/int8_quality.py, R-Precision and speed) and the
+    # type descriptions' beside fp32 documents (Settings.query_numerics; bench/query_numerics.py).
+    cpu_dtype: str = "fp32"
 
 
 PROFILES: dict[str, Profile] = {
@@ -45,7 +46,7 @@ PROFILES: dict[str, Profile] = {
             layer=15,
             d_v=256,
             licence="Gemma Terms of Use",
-            cpu_query_dtype="int8",
+            cpu_dtype="int8",
         ),
         Profile(
             name="smollm2-135m",
@@ -68,6 +69,20 @@ PROFILES: dict[str, Profile] = {
 }
 
 DEFAULT_PROFILE = "gemma3-270m"
+
+
+def measured_cpu_dtype(profile: Profile, backend: str, device: str) -> str | None:
+    """``profile.cpu_dtype`` where its measurement applies: ONNX on a CPU, and the registered profile
+    unchanged (its own weights and layer); else None."""
+    if (backend, device) != ("onnx", "cpu") or PROFILES.get(profile.name) != profile:
+        return None
+    return profile.cpu_dtype
+
+
+def default_dtype(profile: Profile, backend: str, device: str) -> str:
+    """The numerics an encoder runs in when none is asked for: the measured CPU choice, else fp32 (a GPU's,
+    torch's and other weights' default until measured otherwise)."""
+    return measured_cpu_dtype(profile, backend, device) or "fp32"
 
 
 def resolve_profile(name: str | None = None, model: str | None = None, layer: int | None = None) -> Profile:

@@ -21,7 +21,7 @@ from ner_os.encoder.runner import Backend, Runner
 from ner_os.encoder.tokens import (Chunk, padded_batch, start_token_id, text_chunks, token_budget_batches, tokenizable,
                                    trimmed_offsets)
 from ner_os.errors import ConfigError
-from ner_os.profiles import Profile, resolve_profile
+from ner_os.profiles import Profile, default_dtype, resolve_profile
 
 BACKENDS = ("onnx", "torch")
 DEVICES = ("cpu", "cuda")
@@ -82,7 +82,7 @@ class Encoder:
         layer: int | None = None,
         backend: str = "onnx",
         device: str = "cpu",
-        dtype: str = "fp32",
+        dtype: str | None = None,
         batch_tokens: int = 2048,
         cache_dir: str | Path | None = None,
         mode: str = "truncated",
@@ -94,7 +94,8 @@ class Encoder:
         """An encoder for ``profile`` (a name or a :class:`Profile`), building what is missing.
 
         backend="onnx" finds or builds the export for profile/layer/dtype under the cache dir (or
-        uses ``export_dir``); backend="torch" runs the truncated module, or with mode="reference"
+        uses ``export_dir``); ``dtype`` None: :func:`ner_os.profiles.default_dtype` (int8 through ONNX on a
+        CPU for gemma3-270m's own weights and layer, else fp32); backend="torch" runs the truncated module, or with mode="reference"
         the full model with a forward hook on ``v_proj`` (for parity checks and the benchmark).
         ``spin``: ONNX Runtime's threads busy-wait between operators, for a process that runs little
         beside the encoder and encodes short texts (a query client: a description in ~3 ms less).
@@ -102,6 +103,7 @@ class Encoder:
         check_choices(backend, device, mode)
         if not isinstance(profile, Profile):
             profile = resolve_profile(profile, model=model, layer=layer)
+        dtype = dtype or default_dtype(profile, backend, device)
         cache_dir = Path(cache_dir or Settings.resolve().cache_dir)
         if backend == "torch":
             from ner_os.encoder.torch_runner import torch_backend  # imports torch
@@ -129,7 +131,7 @@ class Encoder:
             layer=settings.layer,
             backend=settings.backend,
             device=settings.device,
-            dtype=settings.dtype,
+            dtype=settings.numerics,
             batch_tokens=settings.batch_tokens,
             cache_dir=settings.cache_dir,
         )

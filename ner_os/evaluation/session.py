@@ -108,7 +108,7 @@ class EvalSession:
         in the query numerics, as :class:`ner_os.client.NerOs` reads them (the mention embedder itself
         when the numerics are the documents')."""
         embedder = self.embedder(space)
-        if self.settings.query_numerics == self.settings.dtype:
+        if self.settings.query_numerics == self.settings.numerics:
             return embedder
         if self._query_encoder is None:
             with self.clock.timed("load query encoder"):
@@ -323,7 +323,7 @@ class EvalSession:
         out: dict[str, Any] = {}
         if self._encoder is not None:
             out.update(encoder=encoder_identity(self._encoder), backend=self.settings.backend,
-                       dtype=self.settings.dtype, query_dtype=self.settings.query_numerics, device=self.settings.device,
+                       dtype=self.settings.numerics, query_dtype=self.settings.query_numerics, device=self.settings.device,
                        texts_encoded=self._encoder.encoded_texts)
         if "ner-os" in self._embedders:
             head = self._embedders["ner-os"].head

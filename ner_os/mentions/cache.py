@@ -34,6 +34,7 @@ import numpy as np
 
 from ner_os.digest import digest
 from ner_os.encoder import EncodedText
+from ner_os.encoder.export import numerics_id
 from ner_os.head import encoder_identity
 from ner_os.mentions.embedder import vectors_identity
 from ner_os.mentions.positions import description_text
@@ -132,7 +133,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 def token_vectors_identity(encoder, settings) -> dict[str, Any]:
     """What the token vectors of a text depend on: the model, layer and numerics, and the tokenizer."""
-    return {**encoder_identity(encoder), "backend": settings.backend, "dtype": settings.dtype,
+    return {**encoder_identity(encoder), "backend": settings.backend, "dtype": encoder_numerics(encoder, settings),
             "tokenizer": str(getattr(getattr(encoder, "tokenizer", None), "name_or_path", "")),
             "max_tokens": getattr(encoder, "max_tokens", None), "chunk_context": getattr(encoder, "chunk_context", None)}
 
@@ -187,8 +188,14 @@ def type_vector_cache(settings, embedder) -> TypeVectorCache | None:
     identity = vectors_identity(embedder)
     if identity is None:
         return None
-    numerics = getattr(getattr(embedder, "encoder", None), "dtype", None) or settings.dtype  # the encoder's own, where it says
+    numerics = encoder_numerics(getattr(embedder, "encoder", None), settings)
     return TypeVectorCache(settings.cache_dir, {**identity, "backend": settings.backend, "dtype": numerics})
+
+
+def encoder_numerics(encoder, settings) -> str:
+    """The numerics ``encoder`` runs in where it says (an encoder may be built in others than the settings'),
+    else the settings' documents' numerics; an int8 recipe's version included (vectors of another recipe differ)."""
+    return numerics_id(getattr(encoder, "dtype", None) or settings.numerics)
 
 
 def cached_type_vector(embedder, description: str, cache: TypeVectorCache | None) -> np.ndarray:

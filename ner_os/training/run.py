@@ -20,16 +20,19 @@ from ner_os.training.data import (
 )
 from ner_os.training.fit import TrainConfig, TrainResult, train_head
 from ner_os.training.trainset import FewNerdTrainSet
-from ner_os.training.vectors import ReadAlone, description_texts, mention_phrases, mention_vector_cache, mention_vectors
+from ner_os.training.vectors import (TRAINING_DTYPE, ReadAlone, description_texts, mention_phrases, mention_vector_cache,
+                                     mention_vectors)
 
 
 def encoder_factory(settings, backend: str = "torch") -> Callable[[Sequence[int]], Any]:
     """Loads the encoder truncated after the deepest requested layer (only on a cache miss): torch, which
-    reads several layers in one pass, or (one layer) the settings' ONNX export at fp32, the loader's."""
+    reads several layers in one pass, or (one layer) the settings' ONNX export. Always fp32, whatever the
+    loader's default: heads are trained on fp32 vectors (the shipped head's recipe), and the mention-vector
+    cache says so (:func:`ner_os.training.vectors.model_key`)."""
 
     def load(layers: Sequence[int]):
         return Encoder.load(profile=settings.profile, model=settings.model, layer=max(layers), backend=backend,
-                            device=settings.device, cache_dir=settings.cache_dir)
+                            device=settings.device, dtype=TRAINING_DTYPE, cache_dir=settings.cache_dir)
 
     return load
 

@@ -27,6 +27,7 @@ from ner_os.training.data import LabelledText
 
 UNLABELLED = -1
 CACHE_FORMAT = 1
+TRAINING_DTYPE = "fp32"  # the numerics every training vector is read in, whatever the loader's default
 
 
 
@@ -77,7 +78,7 @@ def flatten_spans(texts: Sequence[LabelledText]) -> MentionVectors:
 
 def model_key(settings) -> dict[str, Any]:
     """What the cached value vectors depend on besides texts and layers."""
-    return {"profile": settings.profile, "model": settings.model, "weights_dtype": "fp32"}
+    return {"profile": settings.profile, "model": settings.model, "weights_dtype": TRAINING_DTYPE}
 
 
 def mention_vector_cache(settings) -> VectorCache:

@@ -50,21 +50,43 @@ def test_credentials_in_the_url_are_masked_when_described():
     assert settings.describe()["opensearch_url"] == "https://***@localhost:9200"
 
 
-def test_queries_of_the_default_profile_run_in_int8_on_a_cpu_and_documents_stay_fp32():
+def test_the_default_profile_runs_in_int8_on_a_cpu_for_documents_and_queries():
     settings = Settings.resolve(env={})
-    assert (settings.dtype, settings.query_numerics) == ("fp32", "int8")
+    assert settings.dtype is None and (settings.numerics, settings.query_numerics) == ("int8", "int8")
     queries = settings.for_queries()
     assert queries.dtype == "int8" and queries.replace(dtype=None) == queries  # nothing else changed
-    assert dataclasses.replace(queries, dtype="fp32") == settings
+    assert dataclasses.replace(queries, dtype=None) == settings
+
+
+def test_fp32_documents_asked_for_on_a_cpu_keep_int8_descriptions():
+    for settings in (Settings.resolve(env={}, dtype="fp32"), Settings.resolve(env={"NER_OS_DTYPE": "fp32"})):
+        assert (settings.numerics, settings.query_numerics) == ("fp32", "int8")
 
 
 @pytest.mark.parametrize("change", [
-    dict(device="cuda"), dict(backend="torch"), dict(dtype="fp16"), dict(model="/some/other/weights"),
+    dict(device="cuda"), dict(backend="torch"), dict(model="/some/other/weights"),
     dict(layer=9), dict(profile="smollm2-135m"), dict(profile="custom"),
 ])
-def test_queries_keep_the_documents_numerics_where_int8_was_not_measured(change):
+def test_numerics_stay_fp32_where_int8_was_not_measured(change):
     settings = Settings.resolve(env={}, **change)
-    assert settings.query_numerics == settings.dtype
+    assert settings.numerics == settings.query_numerics == "fp32"
+
+
+def test_documents_numerics_asked_for_are_the_queries_too_unless_fp32():
+    assert Settings.resolve(env={}, dtype="fp16").query_numerics == "fp16"
+    assert Settings.resolve(env={}, dtype="int8", device="cuda").query_numerics == "int8"
+    with pytest.raises(ConfigError, match="NER_OS_DTYPE.*fp32, fp16, int8"):
+        Settings.resolve(env={"NER_OS_DTYPE": "int4"}).numerics
+
+
+def test_an_encoder_loaded_without_numerics_takes_the_same_default():
+    from ner_os.profiles import PROFILES, default_dtype, resolve_profile
+
+    gemma = PROFILES["gemma3-270m"]
+    assert default_dtype(resolve_profile("gemma3-270m"), "onnx", "cpu") == "int8"
+    assert default_dtype(resolve_profile("gemma3-270m", layer=15), "onnx", "cpu") == "int8"
+    assert default_dtype(resolve_profile("gemma3-270m", layer=9), "onnx", "cpu") == "fp32"
+    assert default_dtype(gemma, "onnx", "cuda") == default_dtype(gemma, "torch", "cpu") == "fp32"
 
 
 def test_query_dtype_is_read_from_flags_and_environment_and_checked():

@@ -7,6 +7,7 @@ import pytest
 
 from ner_os.client import NerOs
 from ner_os.config import Settings
+from ner_os.encoder.export import INT8_RECIPE
 from ner_os.mentions.cache import TypeVectorCache, cached_type_vector, type_vector_cache
 
 pytestmark = pytest.mark.unit
@@ -56,13 +57,14 @@ def test_another_identity_or_numerics_misses(tmp_path):
     assert other_head.embedded == ["river"]
     assert not np.array_equal(vector, client(tmp_path, CountingEmbedder()).type_vector("river"))
     other_dtype = CountingEmbedder()
-    client(tmp_path, other_dtype, dtype="int8").type_vector("river")
+    client(tmp_path, other_dtype, dtype="fp16").type_vector("river")
     assert other_dtype.embedded == ["river"]
 
 
 def test_the_encoders_own_numerics_key_the_cache_whatever_the_settings_say(tmp_path):
     """A client's embedder reads descriptions in the query numerics (int8 by default on a CPU) while the
-    settings' ``dtype`` is the documents': the key is what the encoder computed in."""
+    settings' ``dtype`` is the documents': the key is what the encoder computed in, an int8 recipe's version
+    included."""
 
     class Encoder:
         def __init__(self, dtype):
@@ -74,7 +76,7 @@ def test_the_encoders_own_numerics_key_the_cache_whatever_the_settings_say(tmp_p
         return made
 
     settings = Settings.resolve(cache_dir=str(tmp_path), dtype="fp32")
-    assert type_vector_cache(settings, embedder("int8")).cache.identity["dtype"] == "int8"
+    assert type_vector_cache(settings, embedder("int8")).cache.identity["dtype"] == f"int8:{INT8_RECIPE['version']}"
     client(tmp_path, embedder("int8")).type_vector("river")
     fp32 = embedder("fp32")
     client(tmp_path, fp32).type_vector("river")
