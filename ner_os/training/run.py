@@ -24,25 +24,27 @@ from ner_os.training.vectors import (TRAINING_DTYPE, ReadAlone, description_text
                                      mention_vectors)
 
 
-def encoder_factory(settings, backend: str = "torch") -> Callable[[Sequence[int]], Any]:
+def encoder_factory(settings, backend: str = "torch", dtype: str = TRAINING_DTYPE) -> Callable[[Sequence[int]], Any]:
     """Loads the encoder truncated after the deepest requested layer (only on a cache miss): torch, which
-    reads several layers in one pass, or (one layer) the settings' ONNX export. Always fp32, whatever the
-    loader's default: heads are trained on fp32 vectors (the shipped head's recipe), and the mention-vector
-    cache says so (:func:`ner_os.training.vectors.model_key`)."""
+    reads several layers in one pass, or (one layer) the settings' ONNX export. fp32 whatever the loader's
+    default: heads are trained on fp32 vectors (the shipped head's recipe); another ``dtype`` (ONNX, one
+    layer) only to measure heads on vectors in other numerics, keyed apart in the mention-vector cache."""
 
     def load(layers: Sequence[int]):
         return Encoder.load(profile=settings.profile, model=settings.model, layer=max(layers), backend=backend,
-                            device=settings.device, dtype=TRAINING_DTYPE, cache_dir=settings.cache_dir)
+                            device=settings.device, dtype=dtype, cache_dir=settings.cache_dir)
 
     return load
 
 
 def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: DataPlan = DataPlan(),
-                   phrases: bool = False, read_alone: ReadAlone = description_text) -> FewNerdTrainSet:
+                   phrases: bool = False, read_alone: ReadAlone = description_text,
+                   dtype: str = TRAINING_DTYPE) -> FewNerdTrainSet:
     """Read the INTER train slices, pick the dev types and sentences, and get their value vectors (cached).
 
     ``phrases``: also each distinct mention surface read alone, which a query map is fit on;
-    ``read_alone``: how a description or a surface is read alone (another way only to measure it).
+    ``read_alone``: how a description or a surface is read alone (another way only to measure it);
+    ``dtype``: the vectors' numerics (another than fp32 through ONNX, one layer: to measure, not to train).
     """
     data_dir = Path(data_dir)
     type_names = read_type_names(data_dir / TYPE_NAMES_FILE)
@@ -56,19 +58,21 @@ def load_train_set(settings, data_dir: str | Path, layers: Sequence[int], plan: 
     dev_types = choose_dev_types(counts, plan.dev_seed)
     split = split_sentences(sentences, dev_types, plan.n_train, plan.n_dev, plan.dev_seed)
     data_files = {path.name: file_sha256(path) for path in paths + [data_dir / TYPE_NAMES_FILE]}
+    backend = "torch" if dtype == TRAINING_DTYPE else "onnx"
     return encode_train_set(settings, sentences, type_names, split, data_files, layers,
-                            encoder_factory(settings), phrases, read_alone)
+                            encoder_factory(settings, backend, dtype), phrases, read_alone, dtype)
 
 
 def encode_train_set(settings, sentences: Sequence[LabelledText], type_names: dict[str, str], split: SentenceSplit,
                      data_files: dict[str, str], layers: Sequence[int], factory: Callable[[Sequence[int]], Any],
-                     phrases: bool = False, read_alone: ReadAlone = description_text) -> FewNerdTrainSet:
+                     phrases: bool = False, read_alone: ReadAlone = description_text,
+                     dtype: str = TRAINING_DTYPE) -> FewNerdTrainSet:
     """The value vectors (cached) of the split's sentences' gold mentions, of the type descriptions and,
     with ``phrases``, of each mention surface read alone: a :class:`FewNerdTrainSet` over them."""
     order = sorted(split.train + split.dev)
     chosen = [sentences[i] for i in order]
     position = {s: i for i, s in enumerate(order)}
-    cache = mention_vector_cache(settings)
+    cache = mention_vector_cache(settings, dtype)
     mentions = mention_vectors(cache, chosen, layers, factory, description="encoding train sentences")
     descriptions = mention_vectors(cache, description_texts(type_names, read_alone), layers, factory,
                                    description="encoding type descriptions")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from ner_os.encoder.export import numerics_id
 from ner_os.errors import ConfigError
 from ner_os.mentions.cache import MENTION_VECTORS, VectorCache
 from ner_os.mentions.embedder import MentionEmbedder
@@ -76,14 +77,15 @@ def flatten_spans(texts: Sequence[LabelledText]) -> MentionVectors:
     return MentionVectors(columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3], labels)
 
 
-def model_key(settings) -> dict[str, Any]:
-    """What the cached value vectors depend on besides texts and layers."""
-    return {"profile": settings.profile, "model": settings.model, "weights_dtype": TRAINING_DTYPE}
+def model_key(settings, dtype: str = TRAINING_DTYPE) -> dict[str, Any]:
+    """What the cached value vectors depend on besides texts and layers (fp32 from torch or ONNX: one key)."""
+    key = {"profile": settings.profile, "model": settings.model, "weights_dtype": TRAINING_DTYPE}
+    return key if dtype == TRAINING_DTYPE else {**key, "numerics": numerics_id(dtype)}
 
 
-def mention_vector_cache(settings) -> VectorCache:
-    """The cache of per-mention vectors under the settings' cache dir."""
-    return VectorCache(settings.cache_dir, MENTION_VECTORS, model_key(settings))
+def mention_vector_cache(settings, dtype: str = TRAINING_DTYPE) -> VectorCache:
+    """The cache of per-mention vectors under the settings' cache dir, in ``dtype``."""
+    return VectorCache(settings.cache_dir, MENTION_VECTORS, model_key(settings, dtype))
 
 
 def dataset_content(texts: Sequence[LabelledText]) -> dict:

@@ -156,6 +156,20 @@ def test_cache_hits_never_encode_and_misses_encode_only_missing_layers(tmp_path)
     assert fake_cache(tmp_path, "other").entry(dataset_content(texts_with_spans())) != entry
 
 
+def test_training_vectors_are_fp32_whatever_the_loaders_default_and_other_numerics_key_apart(tmp_path, monkeypatch):
+    from ner_os.training.vectors import TRAINING_DTYPE, model_key
+
+    settings = Settings.resolve(env={}, cache_dir=str(tmp_path))
+    assert settings.numerics == "int8" and TRAINING_DTYPE == "fp32"
+    assert model_key(settings) == {"profile": "gemma3-270m", "model": None, "weights_dtype": "fp32"}  # older caches hit
+    assert model_key(settings, "int8") == {**model_key(settings), "numerics": "int8:2"}
+    loaded = []
+    monkeypatch.setattr(run.Encoder, "load", staticmethod(lambda **options: loaded.append(options)))
+    run.encoder_factory(settings, backend="onnx")([15])
+    run.encoder_factory(settings, backend="onnx", dtype="int8")([15])
+    assert [options["dtype"] for options in loaded] == ["fp32", "int8"]
+
+
 # ---------------------------------------------------------------- training
 
 
