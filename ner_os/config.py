@@ -85,7 +85,7 @@ class Settings:
     def numerics(self) -> str:
         """The numerics documents are encoded in (load, eval, train, export): ``dtype`` where set; else the
         profile's measured CPU choice through ONNX (``Profile.cpu_dtype``: int8 for gemma3-270m, within 0.01
-        R-Precision of fp32 and 1.9x its speed, bench/int8_quality.py), else fp32. Other weights or another
+        R-Precision of fp32 and 1.7x its speed, bench/int8_quality.py), else fp32. Other weights or another
         layer than the profile's, torch, or a GPU get fp32: the choice was measured for the profile's own."""
         return _checked_dtype(self.dtype, "DTYPE") or self._measured_cpu_dtype() or "fp32"
 
