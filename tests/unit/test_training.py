@@ -302,7 +302,7 @@ def write_tiny_fewnerd(folder, seed=0):
 
 def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory(calls))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings, *how: factory(calls))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     settings = Settings(cache_dir=str(tmp_path / "cache"), layer=2)
     plan = training.DataPlan(n_train=40, n_dev=30, dev_seed=3)
@@ -331,7 +331,7 @@ def test_train_on_fewnerd_holds_out_dev_types_and_records_provenance(tmp_path, m
 
 def test_centroid_queries_find_a_type_its_description_misses(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory(calls))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings, *how: factory(calls))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     names = json.loads((data / "type_names.json").read_text())
     (data / "type_names.json").write_text(json.dumps({label: f"nothing{i}" for i, label in enumerate(names)}))
@@ -346,7 +346,7 @@ def test_cli_train_writes_a_loadable_head(tmp_path, monkeypatch):
     from ner_os.cli import cli
 
     calls = []
-    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory(calls))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings, *how: factory(calls))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     monkeypatch.setenv("NER_OS_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "head"
@@ -363,7 +363,7 @@ def test_cli_train_writes_a_loadable_head(tmp_path, monkeypatch):
 def test_cli_train_reports_a_missing_type_names_file_on_one_line(tmp_path, monkeypatch):
     from ner_os.cli import cli
 
-    monkeypatch.setattr(run, "encoder_factory", lambda settings: factory([]))
+    monkeypatch.setattr(run, "encoder_factory", lambda settings, *how: factory([]))
     data = write_tiny_fewnerd(tmp_path / "fewnerd")
     (data / "type_names.json").unlink()
     result = CliRunner().invoke(cli, ["train", "--data", str(data)])
