@@ -125,8 +125,9 @@ def test_every_system_with_gold_and_detected_spans(client, opensearch_url, corpu
         assert all(load["mentions"] == len(SENTENCES) - 2 for load in gold_loads)  # one gold mention per labelled sentence
         # one encoder pass: every sentence went through the model once, before the first load, so that no
         # load encoded anything; the descriptions through the query encoder, as a client reads them
-        assert result.model["texts_encoded"] == len(SENTENCES)
-        assert (result.model["dtype"], result.model["query_dtype"]) == ("fp32", "int8")
+        # the sentences once, then the descriptions: in int8 as the documents, so through the same encoder
+        assert result.model["texts_encoded"] == len(SENTENCES) + len(NAMES)
+        assert (result.model["dtype"], result.model["query_dtype"]) == ("int8", "int8")
         assert [load["texts_encoded"] for load in result.loads] == [0, 0, 0, 0]
         assert result.span_detection["recall_overlap"] > 0.5
         names_run = [run.spec.name for run in result.runs]

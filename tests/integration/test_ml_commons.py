@@ -152,7 +152,8 @@ def tiny(ml_opensearch_url, ml_client, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real(ml_opensearch_url, ml_client):
-    settings = Settings.resolve(opensearch_url=ml_opensearch_url, index=_index_name())
+    # fp32, the cluster model's numerics (ner_os.deploy.model.CLUSTER_DTYPE): the client here reads as the cluster
+    settings = Settings.resolve(opensearch_url=ml_opensearch_url, index=_index_name(), dtype="fp32", query_dtype="fp32")
     deployed = Deployed(settings, MentionEmbedder.from_settings(settings), sample_documents(), ml_client)
     yield deployed
     deployed.close()

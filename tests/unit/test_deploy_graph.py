@@ -176,8 +176,8 @@ def test_package_is_keyed_by_the_export_bytes_not_by_when_it_was_made(tmp_path, 
 
 @pytest.mark.model
 def test_real_model_graph_reproduces_embed_types(tmp_path):
-    """Gemma 3 270M with the shipped head: the cached package's graph against embed_types."""
-    settings = Settings.resolve()
+    """Gemma 3 270M with the shipped head: the cached package's graph against embed_type, in the cluster's fp32."""
+    settings = Settings.resolve(dtype="fp32")
     embedder = MentionEmbedder.from_settings(settings)
     package = ensure_package(settings, embedder)
     with zipfile.ZipFile(package.zip_path) as archive:

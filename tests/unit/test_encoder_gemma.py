@@ -64,7 +64,7 @@ def test_torch_truncated_equals_hook_reference(reference):
 
 
 def test_onnx_fp32_equals_hook_reference(reference):
-    encoder = Encoder.load("gemma3-270m", backend="onnx")
+    encoder = Encoder.load("gemma3-270m", backend="onnx", dtype="fp32")
     assert max_abs_diff(encoder.encode(SENTENCES), reference) <= 1e-4
 
 
@@ -86,7 +86,7 @@ def test_export_manifest_and_graph_size():
     from ner_os.config import Settings
     from ner_os.encoder.export import export_encoder
 
-    directory = export_encoder(Settings.resolve(env={}))
+    directory = export_encoder(Settings.resolve(env={}, dtype="fp32"))
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["identity"]["gguf_sha256"].startswith("a5fd3b62")
     assert (manifest["layer"], manifest["d_v"], manifest["architecture"]) == (15, 256, "gemma3_text")
@@ -109,7 +109,7 @@ def test_the_clients_descriptions_are_int8_and_rank_mentions_as_fp32_ones_do():
     from ner_os.config import Settings
     from ner_os.mentions.embedder import MentionEmbedder
 
-    settings = Settings.resolve(env={})
+    settings = Settings.resolve(env={}, dtype="fp32")
     client = NerOs(settings).embedder
     documents = MentionEmbedder.from_settings(settings)
     assert (client.encoder.dtype, documents.encoder.dtype) == ("int8", "fp32")
