@@ -54,7 +54,8 @@ def dev_folds(data: str, layer: int) -> dict:
     plan = DataPlan(n_train=LAYER_SENTENCES)
     folds = {dtype: Folds(load_train_set(settings, data, [layer], plan, dtype=dtype)).folds for dtype in DTYPES}
     per_fold = []
-    for fold, *scored in zip(folds["fp32"], *(folds[dtype] for dtype in DTYPES)):
+    for scored in zip(*(folds[dtype] for dtype in DTYPES)):
+        fold = scored[0]  # fp32: the head is trained on its vectors
         assert all(other.dev_types == fold.dev_types for other in scored), "the numerics' folds differ"
         identity = {"profile": "bench", "layer": layer, "d_v": int(fold.mentions.vectors[layer].shape[1])}
         head = train_head(fold.training_data(layer, hold_out_dev=True), TrainConfig(), identity, progress=False).head
